@@ -1,0 +1,28 @@
+# The two commands: `make run` and `make test`. Everything else is CMake.
+BUILD ?= build
+JOBS ?= $(shell nproc)
+CMAKE_FLAGS ?=
+
+.PHONY: all build run test test-native test-aarch64 clean
+
+all: build
+
+build:
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release $(CMAKE_FLAGS) >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS)
+
+run: build
+	@$(BUILD)/bonsai --version
+	@echo "(bench and model commands land with the next commits)"
+
+test: test-native test-aarch64
+
+test-native: build
+	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+
+# NEON tier: cross-compiled and run under qemu when the toolchain is present.
+test-aarch64:
+	@./cmake/test-aarch64.sh
+
+clean:
+	rm -rf $(BUILD) $(BUILD)-aarch64

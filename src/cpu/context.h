@@ -1,0 +1,21 @@
+/* Internal: the context object behind bonsai_ctx. */
+#ifndef BONSAI_CPU_CONTEXT_H
+#define BONSAI_CPU_CONTEXT_H
+#include "core/threadpool.h"
+#include "cpu/kernel_table.h"
+
+struct bonsai_ctx {
+    bonsai_cpu_tier tier;
+    const bonsai_cpu_kernels *kernels;
+    bonsai_pool *pool;
+    float *scratch;        /* per worker: 2 tiles of MAX_TILE_ROWS x MAX_TILE_TOKENS */
+};
+
+#define BONSAI_SCRATCH_FLOATS (2 * BONSAI_MAX_TILE_ROWS * BONSAI_MAX_TILE_TOKENS)
+
+static inline float *bonsai_ctx_scratch(bonsai_ctx *ctx, int worker)
+{
+    return ctx->scratch + (size_t)worker * BONSAI_SCRATCH_FLOATS;
+}
+
+#endif

@@ -1,0 +1,54 @@
+/* Internal: the table of CPU kernels a tier provides.
+ *
+ * A tier's fill function overwrites only the slots it implements; the
+ * scalar tier (src/ref) fills every slot first. Kernels trust their
+ * arguments: validation happens in src/cpu/matmul.c.
+ *
+ * mm kernels compute, for tokens t in [0, m) and rows r in [r0, r1):
+ *     y[t * ldy + (r - r0)] = sum_j W[r][j] * x_t[j]
+ * where w is the start of the whole [rows][k] matrix (k % 128 == 0),
+ * x_t = x + t * k (f32) or x + t * k/128 (q8 blocks). */
+#ifndef BONSAI_CPU_KERNEL_TABLE_H
+#define BONSAI_CPU_KERNEL_TABLE_H
+#include <stddef.h>
+#include <stdint.h>
+
+#include "bonsai/kernels.h"
+
+typedef void (*bonsai_mm_f32_fn)(const void *w, size_t k, size_t r0, size_t r1, const float *x,
+                                 size_t m, float *y, size_t ldy);
+typedef void (*bonsai_mm_q8_fn)(const void *w, size_t k, size_t r0, size_t r1,
+                                const bonsai_block_q8 *x, size_t m, float *y, size_t ldy);
+/* k floats (k % 128 == 0) -> k/128 q8 blocks. */
+typedef void (*bonsai_quantize_q8_fn)(const float *x, size_t k, bonsai_block_q8 *out);
+typedef void (*bonsai_fp16_to_fp32_fn)(const uint16_t *src, float *dst, size_t n);
+typedef void (*bonsai_fp32_to_fp16_fn)(const float *src, uint16_t *dst, size_t n);
+
+typedef struct bonsai_cpu_kernels {
+    const char *name;
+    bonsai_mm_f32_fn mm_f32[BONSAI_TYPE_COUNT];
+    bonsai_mm_q8_fn mm_q8[BONSAI_TYPE_COUNT];
+    bonsai_quantize_q8_fn quantize_q8;
+    bonsai_fp16_to_fp32_fn fp16_to_fp32;
+    bonsai_fp32_to_fp16_fn fp32_to_fp16;
+    /* work split preferences: rows per task are a multiple of row_multiple;
+     * GEMM tasks take up to tile_tokens tokens (<= BONSAI_MAX_TILE_TOKENS) */
+    size_t row_multiple;
+    size_t tile_tokens;
+} bonsai_cpu_kernels;
+
+#define BONSAI_MAX_TILE_ROWS 512
+#define BONSAI_MAX_TILE_TOKENS 64
+
+/* Fills every slot with the scalar reference (src/ref). */
+void bonsai_cpu_fill_scalar(bonsai_cpu_kernels *t);
+/* Tier fills, compiled only where the tier is built (BONSAI_HAVE_<TIER>). */
+void bonsai_cpu_fill_avx2(bonsai_cpu_kernels *t);
+void bonsai_cpu_fill_avx512(bonsai_cpu_kernels *t, int has_vnni);
+void bonsai_cpu_fill_neon(bonsai_cpu_kernels *t, int has_dotprod);
+
+/* The kernel table for a supported tier (AUTO resolved first); NULL and an
+ * error message if the tier is not supported here. */
+const bonsai_cpu_kernels *bonsai_cpu_kernels_get(bonsai_cpu_tier tier);
+
+#endif

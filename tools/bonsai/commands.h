@@ -1,0 +1,9 @@
+/* The CLI's subcommands: each lives in its own cmd_*.c file and is listed
+ * in the table in main.c. argv[0] is the subcommand's name. Return the
+ * process exit status. */
+#ifndef BONSAI_CLI_COMMANDS_H
+#define BONSAI_CLI_COMMANDS_H
+
+/* (none yet) */
+
+#endif
