@@ -5,4 +5,5 @@
 #include "status.h"
 #include "formats.h"
 #include "kernels.h"
+#include "gguf.h"
 #endif

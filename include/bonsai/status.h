@@ -7,6 +7,8 @@
 #ifndef BONSAI_STATUS_H
 #define BONSAI_STATUS_H
 
+#include <stdint.h>
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -27,6 +29,7 @@ typedef enum bonsai_status {
     BONSAI_ERR_CUDA,            /* a CUDA call failed (message carries CUDA's text) */
     BONSAI_ERR_CONTEXT_FULL,    /* KV cache / context length exhausted */
     BONSAI_ERR_THREAD,          /* thread creation failed */
+    BONSAI_ERR_NOT_FOUND,       /* a key, tensor or file that is not there */
     BONSAI_STATUS_COUNT
 } bonsai_status;
 
@@ -35,6 +38,10 @@ const char *bonsai_status_name(bonsai_status s);
 
 /* Message of the last failure on this thread ("" if none). */
 const char *bonsai_last_error(void);
+
+/* Progress of long work (model load, file writing): done of total units
+ * of the step named by what. Called from the working thread. */
+typedef void (*bonsai_progress_fn)(void *user, const char *what, uint64_t done, uint64_t total);
 
 #ifdef __cplusplus
 }

@@ -24,6 +24,7 @@ const char *bonsai_status_name(bonsai_status s)
         [BONSAI_ERR_CUDA] = "BONSAI_ERR_CUDA",
         [BONSAI_ERR_CONTEXT_FULL] = "BONSAI_ERR_CONTEXT_FULL",
         [BONSAI_ERR_THREAD] = "BONSAI_ERR_THREAD",
+        [BONSAI_ERR_NOT_FOUND] = "BONSAI_ERR_NOT_FOUND",
     };
     if ((unsigned)s >= BONSAI_STATUS_COUNT)
         return "BONSAI_ERR_UNKNOWN";
