@@ -62,9 +62,10 @@ bonsai_status bonsai_ctx_create(const bonsai_ctx_params *params, bonsai_ctx **ou
         if (s != BONSAI_OK)
             return s;
     }
-    const bonsai_cpu_kernels *kernels = bonsai_cpu_kernels_get(tier);
-    if (!kernels)
-        return BONSAI_ERR_UNSUPPORTED; /* message set by bonsai_cpu_kernels_get */
+    const bonsai_cpu_kernels *kernels = NULL;
+    bonsai_status ks = bonsai_cpu_kernels_get(tier, &kernels);
+    if (ks != BONSAI_OK)
+        return ks;
     int n_threads = p.n_threads > 0 ? p.n_threads : bonsai_physical_cores();
     bonsai_ctx *ctx = calloc(1, sizeof *ctx);
     if (!ctx)

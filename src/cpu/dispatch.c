@@ -174,16 +174,19 @@ static void fill_tables(void)
     (void)caps;
 }
 
-const bonsai_cpu_kernels *bonsai_cpu_kernels_get(bonsai_cpu_tier tier)
+bonsai_status bonsai_cpu_kernels_get(bonsai_cpu_tier tier, const bonsai_cpu_kernels **out)
 {
-    if (tier == BONSAI_TIER_AUTO && bonsai_cpu_tier_select(&tier) != BONSAI_OK)
-        return NULL;
-    if ((unsigned)tier >= BONSAI_TIER_COUNT || tier == BONSAI_TIER_AUTO) {
-        bonsai_fail(BONSAI_ERR_INVALID_ARG, "CPU tier %d is not a tier", (int)tier);
-        return NULL;
+    if (tier == BONSAI_TIER_AUTO) {
+        bonsai_status s = bonsai_cpu_tier_select(&tier);
+        if (s != BONSAI_OK)
+            return s;
     }
-    if (check_supported(tier, "kernel table") != BONSAI_OK)
-        return NULL;
+    if ((unsigned)tier >= BONSAI_TIER_COUNT)
+        return bonsai_fail(BONSAI_ERR_INVALID_ARG, "CPU tier %d is not a tier", (int)tier);
+    bonsai_status s = check_supported(tier, "kernel table");
+    if (s != BONSAI_OK)
+        return s;
     pthread_once(&tables_once, fill_tables);
-    return &tables[tier];
+    *out = &tables[tier];
+    return BONSAI_OK;
 }

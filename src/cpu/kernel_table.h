@@ -47,8 +47,8 @@ void bonsai_cpu_fill_avx2(bonsai_cpu_kernels *t);
 void bonsai_cpu_fill_avx512(bonsai_cpu_kernels *t, int has_vnni);
 void bonsai_cpu_fill_neon(bonsai_cpu_kernels *t, int has_dotprod);
 
-/* The kernel table for a supported tier (AUTO resolved first); NULL and an
- * error message if the tier is not supported here. */
-const bonsai_cpu_kernels *bonsai_cpu_kernels_get(bonsai_cpu_tier tier);
+/* The kernel table for a supported tier (AUTO resolved first); INVALID_ARG
+ * for a value that is no tier, UNSUPPORTED for a tier not usable here. */
+bonsai_status bonsai_cpu_kernels_get(bonsai_cpu_tier tier, const bonsai_cpu_kernels **out);
 
 #endif
