@@ -6,4 +6,5 @@
 #include "formats.h"
 #include "kernels.h"
 #include "gguf.h"
+#include "model.h"
 #endif

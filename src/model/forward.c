@@ -1,0 +1,149 @@
+/* The Qwen3 forward pass over m tokens (m = 1: decode with GEMV; m > 1:
+ * prefill with GEMM), writing K and V of every token into the session's
+ * cache at positions n_past .. n_past + m - 1:
+ *
+ *   x = embed(tokens)                                   [m][E]
+ *   per layer:
+ *     xn = rmsnorm(x) * attn_norm
+ *     q, k, v = Wq xn, Wk xn, Wv xn                      [m][H*D], [m][KV*D]
+ *     q, k = rmsnorm per head (attn_q_norm, attn_k_norm); RoPE NeoX
+ *     cache <- k, v;  a = attention(q, cache)            [m][H*D]
+ *     x += Wo a
+ *     xn = rmsnorm(x) * ffn_norm
+ *     x += Wdown (silu(Wgate xn) * (Wup xn))
+ *   logits = Woutput (rmsnorm(x[m-1]) * output_norm)     [V]
+ *
+ * In q8 mode each normed vector is quantized once and serves every matrix
+ * that reads it (Q, K and V; gate and up). */
+#include <string.h>
+
+#include "core/error.h"
+#include "model/model_internal.h"
+
+typedef struct pass {
+    bonsai_session *s;
+    bonsai_ctx *ctx;
+    int q8;
+    size_t m;
+} pass;
+
+/* y (+)= W x for the pass's m tokens; x [m][W.k] is quantized first in q8
+ * mode unless x_quantized says xq already holds it. */
+static bonsai_status linear(const pass *p, const bonsai_matrix *w, const float *x,
+                            int x_quantized, int add, float *y)
+{
+    const size_t m = p->m, y_len = m * w->rows;
+    if (!p->q8)
+        return add ? bonsai_matmul_add_f32(p->ctx, w, x, m * w->k, m, y, y_len)
+                   : bonsai_matmul_f32(p->ctx, w, x, m * w->k, m, y, y_len);
+    const size_t blocks = m * (w->k / BONSAI_QK);
+    bonsai_status st = BONSAI_OK;
+    if (!x_quantized)
+        st = bonsai_quantize_q8(p->ctx, x, m * w->k, m, w->k, p->s->xq, blocks);
+    if (st != BONSAI_OK)
+        return st;
+    return add ? bonsai_matmul_add_q8(p->ctx, w, p->s->xq, blocks, m, y, y_len)
+               : bonsai_matmul_q8(p->ctx, w, p->s->xq, blocks, m, y, y_len);
+}
+
+static bonsai_status swiglu(const pass *p, const bonsai_layer *L, const float *x, float *h)
+{
+    const size_t m = p->m, k = L->gate.k, h_len = m * L->gate.rows;
+    if (!p->q8)
+        return bonsai_matmul_swiglu_f32(p->ctx, &L->gate, &L->up, x, m * k, m, h, h_len);
+    const size_t blocks = m * (k / BONSAI_QK);
+    bonsai_status st = bonsai_quantize_q8(p->ctx, x, m * k, m, k, p->s->xq, blocks);
+    if (st != BONSAI_OK)
+        return st;
+    return bonsai_matmul_swiglu_q8(p->ctx, &L->gate, &L->up, p->s->xq, blocks, m, h, h_len);
+}
+
+static bonsai_status embed(const bonsai_model *mdl, const int32_t *tokens, size_t m, float *x)
+{
+    const bonsai_gguf_tensor *t = mdl->tok_embd;
+    const uint32_t E = mdl->hp.n_embd;
+    for (size_t i = 0; i < m; i++) {
+        const uint8_t *row = (const uint8_t *)t->data + (size_t)tokens[i] * mdl->embd_row_bytes;
+        bonsai_status st = bonsai_dequantize(t->type, row, mdl->embd_row_bytes, x + i * E, E);
+        if (st != BONSAI_OK)
+            return bonsai_fail(st, "model: token_embd.weight row %d: %s", (int)tokens[i],
+                               bonsai_last_error());
+    }
+    return BONSAI_OK;
+}
+
+/* Per-head RMSNorm and RoPE of q and k, then k and v into the cache. */
+static void qk_norm_rope_store(const pass *p, const bonsai_layer *L, size_t il)
+{
+    bonsai_session *s = p->s;
+    const bonsai_hparams *hp = &s->model->hp;
+    const uint32_t D = hp->head_dim, H = hp->n_heads, KV = hp->n_kv_heads;
+    const size_t layer_off = il * (size_t)KV * s->n_ctx * D;
+    for (size_t t = 0; t < p->m; t++) {
+        float *q = s->q + t * H * D, *k = s->k + t * KV * D, *v = s->v + t * KV * D;
+        const float *rope = s->rope + t * D;
+        bonsai_rms_norm(q, L->q_norm, H, D, hp->rms_eps, q);
+        bonsai_rms_norm(k, L->k_norm, KV, D, hp->rms_eps, k);
+        bonsai_rope_apply(q, H, D, rope);
+        bonsai_rope_apply(k, KV, D, rope);
+        const size_t pos = (size_t)s->n_past + t;
+        for (uint32_t g = 0; g < KV; g++) {
+            const size_t off = layer_off + ((size_t)g * s->n_ctx + pos) * D;
+            memcpy(s->k_cache + off, k + (size_t)g * D, D * sizeof(float));
+            memcpy(s->v_cache + off, v + (size_t)g * D, D * sizeof(float));
+        }
+    }
+}
+
+static bonsai_status layer_pass(const pass *p, size_t il)
+{
+    bonsai_session *s = p->s;
+    const bonsai_model *mdl = s->model;
+    const bonsai_hparams *hp = &mdl->hp;
+    const bonsai_layer *L = &mdl->layers[il];
+    const size_t m = p->m;
+    bonsai_status st;
+
+    bonsai_rms_norm(s->x, L->attn_norm, m, hp->n_embd, hp->rms_eps, s->xn);
+    if ((st = linear(p, &L->wq, s->xn, 0, 0, s->q)) != BONSAI_OK ||
+        (st = linear(p, &L->wk, s->xn, 1, 0, s->k)) != BONSAI_OK ||
+        (st = linear(p, &L->wv, s->xn, 1, 0, s->v)) != BONSAI_OK)
+        return st;
+    qk_norm_rope_store(p, L, il);
+    const size_t layer_off = il * (size_t)hp->n_kv_heads * s->n_ctx * hp->head_dim;
+    bonsai_attention(p->ctx, hp, s->n_ctx, s->n_past, m, s->q, s->k_cache + layer_off,
+                     s->v_cache + layer_off, s->scores, s->att);
+    if ((st = linear(p, &L->wo, s->att, 0, 1, s->x)) != BONSAI_OK)
+        return st;
+
+    bonsai_rms_norm(s->x, L->ffn_norm, m, hp->n_embd, hp->rms_eps, s->xn);
+    if ((st = swiglu(p, L, s->xn, s->h)) != BONSAI_OK)
+        return st;
+    return linear(p, &L->down, s->h, 0, 1, s->x);
+}
+
+bonsai_status bonsai_forward(bonsai_session *s, const int32_t *tokens, size_t m, float *logits)
+{
+    bonsai_model *mdl = s->model;
+    const bonsai_hparams *hp = &mdl->hp;
+    bonsai_status st = bonsai_session_reserve(s, m);
+    if (st != BONSAI_OK)
+        return st;
+    pass p = {.s = s, .ctx = mdl->ctx, .q8 = mdl->params.act_mode == BONSAI_ACT_Q8, .m = m};
+    if ((st = embed(mdl, tokens, m, s->x)) != BONSAI_OK)
+        return st;
+    bonsai_rope_table(s->n_past, m, hp->head_dim, hp->rope_theta, s->rope);
+    for (size_t il = 0; il < hp->n_layers; il++)
+        if ((st = layer_pass(&p, il)) != BONSAI_OK)
+            return st;
+    if (logits) {
+        const float *last = s->x + (m - 1) * hp->n_embd;
+        bonsai_rms_norm(last, mdl->output_norm, 1, hp->n_embd, hp->rms_eps, s->xn);
+        pass head = p;
+        head.m = 1;
+        if ((st = linear(&head, &mdl->output, s->xn, 0, 0, logits)) != BONSAI_OK)
+            return st;
+    }
+    s->n_past += (uint32_t)m;
+    return BONSAI_OK;
+}
