@@ -1,0 +1,18 @@
+/* AVX2 tier (AVX2 + FMA + F16C): the table slots it implements. Q1_0_g128
+ * and TQ2_0_g128 in both activation modes, q8 quantization and fp16
+ * conversions; other formats keep the scalar kernels. */
+#include "cpu/avx2/avx2_kernels.h"
+
+void bonsai_cpu_fill_avx2(bonsai_cpu_kernels *t)
+{
+    t->name = "avx2";
+    t->mm_q8[BONSAI_TYPE_Q1_0_G128] = bonsai_avx2_mm_q8_q1_0_g128;
+    t->mm_f32[BONSAI_TYPE_Q1_0_G128] = bonsai_avx2_mm_f32_q1_0_g128;
+    t->mm_q8[BONSAI_TYPE_TQ2_0_G128] = bonsai_avx2_mm_q8_tq2_0_g128;
+    t->mm_f32[BONSAI_TYPE_TQ2_0_G128] = bonsai_avx2_mm_f32_tq2_0_g128;
+    t->quantize_q8 = bonsai_avx2_quantize_q8;
+    t->fp16_to_fp32 = bonsai_avx2_fp16_to_fp32;
+    t->fp32_to_fp16 = bonsai_avx2_fp32_to_fp16;
+    t->row_multiple = 1;
+    t->tile_tokens = 16;
+}
