@@ -13,7 +13,7 @@ build:
 
 run: build
 	@$(BUILD)/bonsai --version
-	@echo "(bench and model commands land with the next commits)"
+	@$(BUILD)/bonsai bench kernels --shape 4096x4096,4096x12288 --type q1,tq2 --mode q8,f32 -r 5
 
 test: test-native test-aarch64
 

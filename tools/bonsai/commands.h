@@ -4,6 +4,6 @@
 #ifndef BONSAI_CLI_COMMANDS_H
 #define BONSAI_CLI_COMMANDS_H
 
-/* (none yet) */
+int cmd_bench(int argc, char **argv);
 
 #endif

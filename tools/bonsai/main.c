@@ -13,6 +13,7 @@ typedef struct command {
 } command;
 
 static const command commands[] = {
+    {"bench", cmd_bench, "benchmarks: kernels vs the host's read bandwidth"},
     {"help", NULL, "this list"},
 };
 
