@@ -35,6 +35,11 @@ typedef enum bonsai_q2_variant {
     BONSAI_Q2_GGML_G64       /* upstream ggml Q2_0: 64 per block, 18 bytes */
 } bonsai_q2_variant;
 
+/* "auto", "tq2", "prism", "ggml" (the CLI's --q2-variant names). */
+const char *bonsai_q2_variant_name(bonsai_q2_variant v);
+/* Parses those names; INVALID_ARG naming the choices otherwise. */
+bonsai_status bonsai_q2_variant_from_name(const char *name, bonsai_q2_variant *out);
+
 typedef struct bonsai_gguf_params {
     bonsai_q2_variant q2_variant;
     bonsai_progress_fn progress; /* may be NULL */
@@ -89,6 +94,18 @@ const bonsai_gguf_tensor *bonsai_gguf_tensor_at(const bonsai_gguf *g, size_t i);
 const bonsai_gguf_tensor *bonsai_gguf_find_tensor(const bonsai_gguf *g, const char *name);
 
 /* ---- synthetic models ----------------------------------------------------- */
+/* Presets (layers, hidden, q heads, kv heads, head_dim, ffn, vocab, context,
+ * tied embeddings):
+ *   tiny         2,  256,  4, 2,  64,   512,    512,  2048, no  (~0.3 MB in q1_0_g128)
+ *   tiny-tied    as tiny with output.weight absent (LM head = token_embd)
+ *   bonsai-1.7b 28, 2048, 16, 8, 128,  6144, 151936, 40960, yes
+ *   bonsai-4b   36, 2560, 32, 8, 128,  9728, 151936, 40960, yes
+ *   bonsai-8b   36, 4096, 32, 8, 128, 12288, 151936, 40960, no  (~1.1 GB in q1_0_g128)
+ * Linear weights and token_embd have weight_type, norms are f32 near 1.
+ * The tokenizer (tokenizer.ggml.*, model "gpt2", pre "qwen2") is described
+ * in src/gguf/synth_tokenizer.c; bos = <|endoftext|>, eos = <|im_end|>.
+ * A 2-bit weight_type also writes bonsai.q2_layout = its type name, which
+ * the reader uses to read id 42 without ambiguity. */
 typedef struct bonsai_synth_params {
     const char *preset;       /* "tiny", "bonsai-1.7b", "bonsai-4b", "bonsai-8b" */
     bonsai_type weight_type;  /* Q1_0_G128 (default) or a 2-bit type */

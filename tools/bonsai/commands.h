@@ -5,5 +5,7 @@
 #define BONSAI_CLI_COMMANDS_H
 
 int cmd_bench(int argc, char **argv);
+int cmd_synth(int argc, char **argv); /* cmd_synth.c */
+int cmd_info(int argc, char **argv);  /* cmd_info.c */
 
 #endif

@@ -15,6 +15,8 @@ typedef struct command {
 static const command commands[] = {
     {"bench", cmd_bench, "benchmarks: kernels vs the host's read bandwidth"},
     {"help", NULL, "this list"},
+    {"info", cmd_info, "build and CPU, or a GGUF model's contents (-m FILE)"},
+    {"synth", cmd_synth, "write a synthetic Qwen3 GGUF model (--preset NAME -o FILE)"},
 };
 
 static void print_version(void)

@@ -1,0 +1,235 @@
+/* Synthetic Qwen3 models: a complete GGUF (the metadata llama.cpp reads for
+ * arch qwen3, a small consistent tokenizer, every tensor of the real model
+ * with random values) for the presets documented in bonsai/gguf.h.
+ *
+ * Tensors stream: each is generated in row chunks from its own xorshift
+ * stream (seeded from the seed and the tensor's index, so the values do not
+ * depend on the chunking), quantized with bonsai_quantize and written, so
+ * memory stays at one chunk whatever the model size. Linear weights are
+ * uniform in [-a, a] with a = sqrt(3 / k) (variance 1/k, k = ne[0]); norm
+ * weights are 1 +- 0.1, f32. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/error.h"
+#include "gguf/gguf_types.h"
+#include "gguf/synth_internal.h"
+
+#define CHUNK_FLOATS (1u << 20)
+#define MAX_SYNTH_TENSORS (3 + 11 * 64)
+
+typedef struct synth_preset {
+    const char *name;
+    uint32_t n_layer, hidden, n_head, n_head_kv, head_dim, ffn, vocab, context;
+    int tied;
+} synth_preset;
+
+static const synth_preset presets[] = {
+    {"tiny", 2, 256, 4, 2, 64, 512, 512, 2048, 0},
+    {"tiny-tied", 2, 256, 4, 2, 64, 512, 512, 2048, 1},
+    {"bonsai-1.7b", 28, 2048, 16, 8, 128, 6144, 151936, 40960, 1},
+    {"bonsai-4b", 36, 2560, 32, 8, 128, 9728, 151936, 40960, 1},
+    {"bonsai-8b", 36, 4096, 32, 8, 128, 12288, 151936, 40960, 0},
+};
+
+typedef struct synth_tensor {
+    char name[48];
+    bonsai_type type;
+    uint64_t ne0, ne1; /* ne1 = 1: a vector */
+    size_t bytes;
+} synth_tensor;
+
+bonsai_synth_params bonsai_synth_default_params(void)
+{
+    bonsai_synth_params p = {"tiny", BONSAI_TYPE_Q1_0_G128, 0, NULL, NULL};
+    return p;
+}
+
+static void add_tensor(synth_tensor *list, size_t *n, const char *name, bonsai_type type,
+                       uint64_t ne0, uint64_t ne1)
+{
+    synth_tensor *t = &list[(*n)++];
+    snprintf(t->name, sizeof t->name, "%s", name);
+    t->type = type;
+    t->ne0 = ne0;
+    t->ne1 = ne1;
+    /* shapes are the presets' own: multiples of 128, far below overflow */
+    t->bytes = (size_t)(ne0 / bonsai_type_block_elems(type) * bonsai_type_block_bytes(type) * ne1);
+}
+
+/* The tensors of preset p in file order, llama.cpp's names for qwen3. */
+static size_t list_tensors(const synth_preset *p, bonsai_type wt, synth_tensor *list)
+{
+    size_t n = 0;
+    uint64_t q = (uint64_t)p->n_head * p->head_dim, kv = (uint64_t)p->n_head_kv * p->head_dim;
+    char name[48];
+    add_tensor(list, &n, "token_embd.weight", wt, p->hidden, p->vocab);
+    for (uint32_t l = 0; l < p->n_layer; l++) {
+        static const struct {
+            const char *suffix;
+            int kind; /* 0 norm of hidden, 1 norm of head_dim, 2 linear */
+        } parts[] = {
+            {"attn_norm", 0}, {"attn_q", 2}, {"attn_k", 2}, {"attn_v", 2},
+            {"attn_output", 2}, {"attn_q_norm", 1}, {"attn_k_norm", 1}, {"ffn_norm", 0},
+            {"ffn_gate", 2}, {"ffn_up", 2}, {"ffn_down", 2},
+        };
+        const uint64_t in[] = {0, p->hidden, p->hidden, p->hidden, q, 0, 0, 0,
+                               p->hidden, p->hidden, p->ffn};
+        const uint64_t out[] = {0, q, kv, kv, p->hidden, 0, 0, 0, p->ffn, p->ffn, p->hidden};
+        for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
+            snprintf(name, sizeof name, "blk.%u.%s.weight", l, parts[i].suffix);
+            if (parts[i].kind == 0)
+                add_tensor(list, &n, name, BONSAI_TYPE_F32, p->hidden, 1);
+            else if (parts[i].kind == 1)
+                add_tensor(list, &n, name, BONSAI_TYPE_F32, p->head_dim, 1);
+            else
+                add_tensor(list, &n, name, wt, in[i], out[i]);
+        }
+    }
+    add_tensor(list, &n, "output_norm.weight", BONSAI_TYPE_F32, p->hidden, 1);
+    if (!p->tied)
+        add_tensor(list, &n, "output.weight", wt, p->hidden, p->vocab);
+    return n;
+}
+
+static bonsai_status add_metadata(bonsai_gguf_writer *w, const synth_preset *p,
+                                  const bonsai_synth_params *sp)
+{
+    char name[64];
+    snprintf(name, sizeof name, "bonsai-synth-%s-%s", p->name, bonsai_type_name(sp->weight_type));
+    bonsai_status s = bonsai_gguf_writer_add_str(w, "general.architecture", "qwen3");
+    if (s == BONSAI_OK)
+        s = bonsai_gguf_writer_add_str(w, "general.name", name);
+    if (s == BONSAI_OK)
+        s = bonsai_gguf_writer_add_u32(w, "general.quantization_version", 2);
+    /* llama.cpp's LLAMA_FTYPE_MOSTLY_Q1_0 = 40; the 2-bit types have no
+     * agreed file type, so the key is left out for them */
+    if (s == BONSAI_OK && sp->weight_type == BONSAI_TYPE_Q1_0_G128)
+        s = bonsai_gguf_writer_add_u32(w, "general.file_type", 40);
+    const struct {
+        const char *key;
+        uint32_t v;
+    } u32s[] = {
+        {"qwen3.context_length", p->context},
+        {"qwen3.embedding_length", p->hidden},
+        {"qwen3.block_count", p->n_layer},
+        {"qwen3.feed_forward_length", p->ffn},
+        {"qwen3.attention.head_count", p->n_head},
+        {"qwen3.attention.head_count_kv", p->n_head_kv},
+        {"qwen3.attention.key_length", p->head_dim},
+        {"qwen3.attention.value_length", p->head_dim},
+    };
+    for (size_t i = 0; s == BONSAI_OK && i < sizeof u32s / sizeof u32s[0]; i++)
+        s = bonsai_gguf_writer_add_u32(w, u32s[i].key, u32s[i].v);
+    if (s == BONSAI_OK)
+        s = bonsai_gguf_writer_add_f32(w, "qwen3.rope.freq_base", 1000000.0f);
+    if (s == BONSAI_OK)
+        s = bonsai_gguf_writer_add_f32(w, "qwen3.attention.layer_norm_rms_epsilon", 1e-6f);
+    if (s == BONSAI_OK && sp->weight_type != BONSAI_TYPE_Q1_0_G128)
+        s = bonsai_gguf_writer_add_str(w, "bonsai.q2_layout", bonsai_type_name(sp->weight_type));
+    if (s == BONSAI_OK)
+        s = bonsai_gguf_writer_add_str(w, "bonsai.synth.preset", p->name);
+    if (s == BONSAI_OK)
+        s = bonsai_gguf_writer_add_scalar(w, "bonsai.synth.seed", BONSAI_GGUF_UINT64, &sp->seed);
+    if (s == BONSAI_OK)
+        s = synth_add_tokenizer(w, p->vocab);
+    return s;
+}
+
+typedef struct stream_state {
+    float *f;
+    uint8_t *q;
+    uint64_t done, total;
+    const bonsai_synth_params *sp;
+} stream_state;
+
+/* Generates, quantizes and writes tensor t (index i) in row chunks. */
+static bonsai_status stream_tensor(bonsai_gguf_writer *w, const synth_tensor *t, size_t i,
+                                   stream_state *st)
+{
+    uint64_t rng = synth_rng_seed(st->sp->seed, i);
+    int norm = t->type == BONSAI_TYPE_F32;
+    float scale = norm ? 0.1f : sqrtf(3.0f / (float)t->ne0);
+    float offset = norm ? 1.0f : 0.0f;
+    size_t row_bytes = t->bytes / t->ne1;
+    size_t rows_per_chunk = CHUNK_FLOATS / t->ne0; /* >= 1: every preset's k is < 2^20 */
+    for (uint64_t r = 0; r < t->ne1; r += rows_per_chunk) {
+        size_t rows = (size_t)(t->ne1 - r < rows_per_chunk ? t->ne1 - r : rows_per_chunk);
+        size_t n = rows * (size_t)t->ne0;
+        for (size_t j = 0; j < n; j++) // [rows][k]
+            st->f[j] = offset + scale * synth_rng_uniform(&rng);
+        bonsai_status s = bonsai_quantize(t->type, st->f, n, st->q, rows * row_bytes);
+        if (s == BONSAI_OK)
+            s = bonsai_gguf_writer_write(w, st->q, rows * row_bytes);
+        if (s != BONSAI_OK)
+            return s;
+        st->done += rows * row_bytes;
+        if (st->sp->progress)
+            st->sp->progress(st->sp->progress_user, "synth", st->done, st->total);
+    }
+    return BONSAI_OK;
+}
+
+static bonsai_status check_params(const char *path, const bonsai_synth_params *sp,
+                                  const synth_preset **preset)
+{
+    if (!path || !sp)
+        return bonsai_fail(BONSAI_ERR_NULL_ARG, "synth: path or params is NULL");
+    const char *name = sp->preset ? sp->preset : "tiny";
+    *preset = NULL;
+    for (size_t i = 0; i < sizeof presets / sizeof presets[0]; i++)
+        if (strcmp(presets[i].name, name) == 0)
+            *preset = &presets[i];
+    if (!*preset)
+        return bonsai_fail(BONSAI_ERR_INVALID_ARG, "synth: unknown preset '%s' (known: tiny, "
+                           "tiny-tied, bonsai-1.7b, bonsai-4b, bonsai-8b)", name);
+    switch (sp->weight_type) {
+    case BONSAI_TYPE_Q1_0_G128: case BONSAI_TYPE_TQ2_0_G128: case BONSAI_TYPE_PQ2_0:
+    case BONSAI_TYPE_Q2_0_G64:
+        return BONSAI_OK;
+    default:
+        return bonsai_fail(BONSAI_ERR_INVALID_ARG, "synth: weight type %s is not one of "
+                           "q1_0_g128, tq2_0_g128, pq2_0, q2_0_g64",
+                           bonsai_type_name(sp->weight_type) ? bonsai_type_name(sp->weight_type)
+                                                             : "(invalid)");
+    }
+}
+
+bonsai_status bonsai_synth_write(const char *path, const bonsai_synth_params *sp)
+{
+    const synth_preset *p = NULL;
+    bonsai_status s = check_params(path, sp, &p);
+    if (s != BONSAI_OK)
+        return s;
+    synth_tensor *list = malloc(MAX_SYNTH_TENSORS * sizeof *list);
+    stream_state st = {malloc(CHUNK_FLOATS * sizeof(float)), malloc(CHUNK_FLOATS * sizeof(float)), 0, 0, sp};
+    bonsai_gguf_writer *w = NULL;
+    if (!list || !st.f || !st.q)
+        s = bonsai_fail(BONSAI_ERR_OUT_OF_MEMORY, "synth %s: no memory for buffers", path);
+    size_t n = s == BONSAI_OK ? list_tensors(p, sp->weight_type, list) : 0;
+    if (s == BONSAI_OK)
+        s = bonsai_gguf_writer_create(path, 32, &w);
+    if (s == BONSAI_OK)
+        s = add_metadata(w, p, sp);
+    for (size_t i = 0; s == BONSAI_OK && i < n; i++) {
+        uint32_t id;
+        gguf_bonsai_to_ggml(list[i].type, &id);
+        uint64_t ne[2] = {list[i].ne0, list[i].ne1};
+        s = bonsai_gguf_writer_add_tensor(w, list[i].name, id, list[i].ne1 == 1 ? 1 : 2, ne,
+                                          list[i].bytes);
+        st.total += list[i].bytes;
+    }
+    for (size_t i = 0; s == BONSAI_OK && i < n; i++)
+        s = stream_tensor(w, &list[i], i, &st);
+    if (s == BONSAI_OK) {
+        s = bonsai_gguf_writer_finish(w);
+    } else {
+        bonsai_gguf_writer_abort(w);
+    }
+    free(list);
+    free(st.f);
+    free(st.q);
+    return s;
+}
