@@ -277,8 +277,8 @@ static void check_md_run(void)
 static void check_help(void)
 {
     static const char *const helps[] = {"bench --help", "bench kernels --help",
-                                        "bench kernels -h"};
-    for (size_t i = 0; i < 3; i++) {
+                                        "bench kernels -h", "bench --backend cpu kernels -h"};
+    for (size_t i = 0; i < sizeof helps / sizeof helps[0]; i++) {
         result r = run_cli(helps[i]);
         CHECK(r.code == 0 && strstr(r.out, "usage: bonsai bench"),
               "'%s' exits 0 with usage on stdout; got %d", helps[i], r.code);
@@ -295,6 +295,8 @@ static const bad_case bad_cases[] = {
     {"bench nosuch", "nosuch"},
     {"bench kernels --backend nosuch", "--backend"},
     {"bench kernels --backend", "--backend"},
+    {"bench --backend nosuch kernels", "--backend"},
+    {"bench --backend cpu", "usage"},
     {"bench kernels --type foo", "--type"},
     {"bench kernels --type ,", "--type"},
     {"bench kernels --type f32", "--type"},

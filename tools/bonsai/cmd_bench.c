@@ -42,17 +42,9 @@ static const char *backends_of(const char *what, char *buf, size_t len)
 
 int cmd_bench(int argc, char **argv)
 {
-    if (argc < 2) {
-        usage(stderr);
-        return BENCH_EXIT_USAGE;
-    }
-    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
-        usage(stdout);
-        return BENCH_EXIT_OK;
-    }
-    const char *what = argv[1];
+    /* argv[1..] without --backend B (which may come before or after what):
+     * the bench's own argv, argv[0] = what */
     const char *backend = "cpu";
-    /* argv[1..] without --backend B: the bench's own argv */
     int n = 0;
     for (int i = 1; i < argc; i++) {
         if (bench_flag_is(argv[i], "--backend")) {
@@ -62,6 +54,15 @@ int cmd_bench(int argc, char **argv)
             continue;
         }
         argv[n++] = argv[i];
+    }
+    if (n == 0) {
+        usage(stderr);
+        return BENCH_EXIT_USAGE;
+    }
+    const char *what = argv[0];
+    if (strcmp(what, "--help") == 0 || strcmp(what, "-h") == 0) {
+        usage(stdout);
+        return BENCH_EXIT_OK;
     }
     char list[128];
     if (!*backends_of(what, list, sizeof list)) {
