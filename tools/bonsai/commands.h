@@ -7,5 +7,6 @@
 int cmd_bench(int argc, char **argv);
 int cmd_synth(int argc, char **argv); /* cmd_synth.c */
 int cmd_info(int argc, char **argv);  /* cmd_info.c */
+int cmd_run(int argc, char **argv);
 
 #endif

@@ -17,6 +17,7 @@ static const command commands[] = {
     {"help", NULL, "this list"},
     {"info", cmd_info, "build and CPU, or a GGUF model's contents (-m FILE)"},
     {"synth", cmd_synth, "write a synthetic Qwen3 GGUF model (--preset NAME -o FILE)"},
+    {"run", cmd_run, "generate tokens with a model (token ids in and out for now)"},
 };
 
 static void print_version(void)
