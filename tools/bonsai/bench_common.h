@@ -178,5 +178,6 @@ void bench_kernel_options_usage(FILE *f);
  * and returns an exit code; cmd_bench.c's table lists them. */
 
 int bench_kernels_cpu(int argc, char **argv);
+int bench_model_cpu(int argc, char **argv);
 
 #endif
