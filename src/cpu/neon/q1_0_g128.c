@@ -1,0 +1,104 @@
+/* NEON kernels (base ARMv8-A, no DOTPROD) for Q1_0_g128 weights:
+ * [rows][k/128] blocks of 18 bytes, fp16 d then qs[16]; bit j%8 of qs[j/8]
+ * set -> +d, clear -> -d.
+ *
+ * q8 mode (matches bonsai_ref_mm_q8): the 1-bit identity
+ *     sum_j w_j q_j = d_w * (2 * sum_{bit j set} q_j - sum_j q_j)
+ * with sum_j q_j from the q8 block. Bits become byte masks (vtbl copies each
+ * byte 8 times, vtst picks its bit); the masked int8 activations are summed
+ * pairwise with vpadal into int16 (at most 16 terms of 127 per lane) and
+ * once per block into int32, so each block's integer sum is exact and is
+ * scaled once by d_w * d_x. The DOTPROD variant is in q8_dotprod.c.
+ * f32 mode (matches bonsai_ref_mm_f32): weights +-1 as int8 (vbsl on the
+ * masks), widened to floats times d, one FMA per token.
+ * Rows one at a time; up to NEON_TOKEN_GROUP tokens share each decoded
+ * block. */
+#include "cpu/neon/neon_kernels.h"
+
+static inline __attribute__((always_inline)) void
+q1_q8_row(const uint8_t *row, const bonsai_block_q8 *x, size_t nb, const int nt, float *y,
+          size_t ldy)
+{
+    float acc[NEON_TOKEN_GROUP] = {0, 0, 0, 0};
+    for (size_t b = 0; b < nb; b++) { // [k / 128]
+        const uint8_t *blk = row + b * Q1_BLOCK_BYTES;
+        uint8x16_t m[8];
+        neon_q1_masks(blk + 2, m);
+        const float dw = neon_load_fp16(blk);
+#pragma GCC unroll 4
+        for (int t = 0; t < nt; t++) {
+            const bonsai_block_q8 *xb = x + (size_t)t * nb + b;
+            int16x8_t s16[2] = {vdupq_n_s16(0), vdupq_n_s16(0)};
+            for (int c = 0; c < 8; c++) // 16 weights each
+                s16[c & 1] = vpadalq_s8(s16[c & 1], vandq_s8(vld1q_s8(xb->qs + 16 * c),
+                                                             vreinterpretq_s8_u8(m[c])));
+            const int32_t set_sum = vaddlvq_s16(vaddq_s16(s16[0], s16[1]));
+            acc[t] += dw * xb->d * (float)(2 * set_sum - xb->sum);
+        }
+    }
+#pragma GCC unroll 4
+    for (int t = 0; t < nt; t++)
+        y[(size_t)t * ldy] = acc[t];
+}
+
+void bonsai_neon_mm_q8_q1_0_g128(const void *w, size_t k, size_t r0, size_t r1,
+                                 const bonsai_block_q8 *x, size_t m, float *y, size_t ldy)
+{
+    const size_t nb = k / BONSAI_QK;
+    for (size_t r = r0; r < r1; r++) {
+        const uint8_t *row = (const uint8_t *)w + r * nb * Q1_BLOCK_BYTES;
+        float *yr = y + (r - r0);
+        size_t t = 0;
+        for (; t + NEON_TOKEN_GROUP <= m; t += NEON_TOKEN_GROUP)
+            q1_q8_row(row, x + t * nb, nb, NEON_TOKEN_GROUP, yr + t * ldy, ldy);
+        switch (m - t) {
+        case 3: q1_q8_row(row, x + t * nb, nb, 3, yr + t * ldy, ldy); break;
+        case 2: q1_q8_row(row, x + t * nb, nb, 2, yr + t * ldy, ldy); break;
+        case 1: q1_q8_row(row, x + t * nb, nb, 1, yr + t * ldy, ldy); break;
+        default: break;
+        }
+    }
+}
+
+static inline __attribute__((always_inline)) void
+q1_f32_row(const uint8_t *row, const float *x, size_t k, const int nt, float *y, size_t ldy)
+{
+    const size_t nb = k / BONSAI_QK;
+    const int8x16_t plus = vdupq_n_s8(1), minus = vdupq_n_s8(-1);
+    float32x4_t acc[NEON_TOKEN_GROUP][4];
+#pragma GCC unroll 4
+    for (int t = 0; t < nt; t++)
+        for (int g = 0; g < 4; g++)
+            acc[t][g] = vdupq_n_f32(0);
+    for (size_t b = 0; b < nb; b++) { // [k / 128]
+        const uint8_t *blk = row + b * Q1_BLOCK_BYTES;
+        uint8x16_t m[8];
+        neon_q1_masks(blk + 2, m);
+        const float dw = neon_load_fp16(blk);
+        for (int c = 0; c < 8; c++)
+            neon_f32_chunk(vbslq_s8(m[c], plus, minus), dw, x, k, b * BONSAI_QK + 16 * (size_t)c,
+                           nt, acc);
+    }
+#pragma GCC unroll 4
+    for (int t = 0; t < nt; t++)
+        y[(size_t)t * ldy] = neon_f32_sum(acc[t]);
+}
+
+void bonsai_neon_mm_f32_q1_0_g128(const void *w, size_t k, size_t r0, size_t r1, const float *x,
+                                  size_t m, float *y, size_t ldy)
+{
+    const size_t nb = k / BONSAI_QK;
+    for (size_t r = r0; r < r1; r++) {
+        const uint8_t *row = (const uint8_t *)w + r * nb * Q1_BLOCK_BYTES;
+        float *yr = y + (r - r0);
+        size_t t = 0;
+        for (; t + NEON_TOKEN_GROUP <= m; t += NEON_TOKEN_GROUP)
+            q1_f32_row(row, x + t * k, k, NEON_TOKEN_GROUP, yr + t * ldy, ldy);
+        switch (m - t) {
+        case 3: q1_f32_row(row, x + t * k, k, 3, yr + t * ldy, ldy); break;
+        case 2: q1_f32_row(row, x + t * k, k, 2, yr + t * ldy, ldy); break;
+        case 1: q1_f32_row(row, x + t * k, k, 1, yr + t * ldy, ldy); break;
+        default: break;
+        }
+    }
+}
