@@ -1,0 +1,104 @@
+/* Internal to the AVX-512 tier: the kernels each file of src/cpu/avx512
+ * exports to fill.c, and the small inline helpers they share. Included only
+ * by files compiled with the tier's flags (-mavx512f/bw/vl/dq/vnni).
+ *
+ * Every kernel has a VNNI variant (vpdpbusd) and a BW variant
+ * (vpmaddubsw + vpmaddwd) of the same code: the helpers below take a
+ * compile-time constant `vnni` and the kernels are instantiated twice. */
+#ifndef BONSAI_CPU_AVX512_INTERNAL_H
+#define BONSAI_CPU_AVX512_INTERNAL_H
+#include <immintrin.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "cpu/kernel_table.h"
+
+#define AVX512_INLINE static inline __attribute__((always_inline))
+
+/* Bytes per block of the two formats this tier runs. */
+#define Q1_BLOCK_BYTES 18  /* fp16 d, qs[16] */
+#define TQ2_BLOCK_BYTES 34 /* qs[32], fp16 d */
+
+/* acc + sum of u[i] * s[i] over each group of 4 bytes (u unsigned, s signed).
+ * The BW form sums pairs in int16: exact while |u*s| pair sums stay within
+ * int16, true for the u <= 2, |s| <= 127 this tier feeds it. */
+AVX512_INLINE __m512i dot_u8s8(__m512i acc, __m512i u, __m512i s, const int vnni)
+{
+    if (vnni)
+        return _mm512_dpbusd_epi32(acc, u, s);
+    __m512i pairs = _mm512_maddubs_epi16(u, s);
+    return _mm512_add_epi32(acc, _mm512_madd_epi16(pairs, _mm512_set1_epi16(1)));
+}
+
+/* acc + dot(u0, s0) + dot(u1, s1); the BW form adds the int16 pair sums
+ * before widening (|sum| <= 2 * 2 * 2 * 127 fits int16). */
+AVX512_INLINE __m512i dot2_u8s8(__m512i acc, __m512i u0, __m512i s0, __m512i u1, __m512i s1,
+                                const int vnni)
+{
+    if (vnni)
+        return _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(acc, u0, s0), u1, s1);
+    __m512i pairs = _mm512_add_epi16(_mm512_maddubs_epi16(u0, s0), _mm512_maddubs_epi16(u1, s1));
+    return _mm512_add_epi32(acc, _mm512_madd_epi16(pairs, _mm512_set1_epi16(1)));
+}
+
+AVX512_INLINE uint16_t load_u16(const uint8_t *p)
+{
+    uint16_t v;
+    memcpy(&v, p, 2);
+    return v;
+}
+
+AVX512_INLINE __mmask64 load_mask64(const uint8_t *p)
+{
+    uint64_t v;
+    memcpy(&v, p, 8);
+    return _cvtu64_mask64(v);
+}
+
+AVX512_INLINE __mmask16 load_mask16(const uint8_t *p)
+{
+    return _cvtu32_mask16(load_u16(p));
+}
+
+/* fp16 scale at p, broadcast to 16 fp32 lanes. */
+AVX512_INLINE __m512 load_scale16(const uint8_t *p)
+{
+    return _mm512_cvtph_ps(_mm256_set1_epi16((short)load_u16(p)));
+}
+
+/* TQ2 codes -> unsigned weight + 1 (00 -> 0, 01 -> 1, 10 -> 2, 11 -> 1), as a
+ * vpshufb table indexed by a code in the low two bits. */
+AVX512_INLINE __m512i tq2_code_lut(void)
+{
+    return _mm512_broadcast_i32x4(_mm_setr_epi8(0, 1, 2, 1, 0, 1, 2, 1, 0, 1, 2, 1, 0, 1, 2, 1));
+}
+
+/* ---- kernels, by file ------------------------------------------------ */
+
+/* gemv_q8.c: one token, y[r - r0]. */
+void bonsai_avx512_gemv_q8_q1_vnni(const uint8_t *w, size_t k, size_t r0, size_t r1,
+                                   const bonsai_block_q8 *x, float *y);
+void bonsai_avx512_gemv_q8_q1_bw(const uint8_t *w, size_t k, size_t r0, size_t r1,
+                                 const bonsai_block_q8 *x, float *y);
+void bonsai_avx512_gemv_q8_tq2_vnni(const uint8_t *w, size_t k, size_t r0, size_t r1,
+                                    const bonsai_block_q8 *x, float *y);
+void bonsai_avx512_gemv_q8_tq2_bw(const uint8_t *w, size_t k, size_t r0, size_t r1,
+                                  const bonsai_block_q8 *x, float *y);
+
+/* gemm_q8.c: m tokens, shapes as bonsai_mm_q8_fn. */
+void bonsai_avx512_gemm_q8_q1_vnni(const uint8_t *w, size_t k, size_t r0, size_t r1,
+                                   const bonsai_block_q8 *x, size_t m, float *y, size_t ldy);
+void bonsai_avx512_gemm_q8_q1_bw(const uint8_t *w, size_t k, size_t r0, size_t r1,
+                                 const bonsai_block_q8 *x, size_t m, float *y, size_t ldy);
+void bonsai_avx512_gemm_q8_tq2_vnni(const uint8_t *w, size_t k, size_t r0, size_t r1,
+                                    const bonsai_block_q8 *x, size_t m, float *y, size_t ldy);
+void bonsai_avx512_gemm_q8_tq2_bw(const uint8_t *w, size_t k, size_t r0, size_t r1,
+                                  const bonsai_block_q8 *x, size_t m, float *y, size_t ldy);
+
+/* mm_f32.c: shapes as bonsai_mm_f32_fn. */
+void bonsai_avx512_mm_f32_q1(const void *w, size_t k, size_t r0, size_t r1, const float *x,
+                             size_t m, float *y, size_t ldy);
+void bonsai_avx512_mm_f32_tq2(const void *w, size_t k, size_t r0, size_t r1, const float *x,
+                              size_t m, float *y, size_t ldy);
+
+#endif

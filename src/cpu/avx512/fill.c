@@ -1,0 +1,114 @@
+/* AVX-512 tier: fills the kernel table (Q1_0_G128 and TQ2_0_G128 matmul in
+ * both activation modes, q8 quantizer, fp16 <-> fp32 bulk conversion) and
+ * holds the small kernels that need no file of their own.
+ *
+ * quantize_q8 matches bonsai_ref_quantize_q8 (src/ref/ref_kernels.c): per
+ * 128 floats d = max|x| / 127, q = x * (1/d) rounded to nearest even (the
+ * default MXCSR mode, as lrintf), clamped to [-127, 127], sum = sum q.
+ * fp16 conversions use vcvtph2ps / vcvtps2ph (round to nearest even), equal
+ * to src/core/fp16.c for every non-NaN value. */
+#include "cpu/avx512/avx512_internal.h"
+
+/* m = 1 runs the GEMV kernels (bits never become bytes); m > 1 expands a
+ * tile of weights to bytes once and reuses it over the tokens. */
+static void mm_q8_q1_vnni(const void *w, size_t k, size_t r0, size_t r1, const bonsai_block_q8 *x,
+                          size_t m, float *y, size_t ldy)
+{
+    if (m == 1)
+        bonsai_avx512_gemv_q8_q1_vnni(w, k, r0, r1, x, y);
+    else
+        bonsai_avx512_gemm_q8_q1_vnni(w, k, r0, r1, x, m, y, ldy);
+}
+
+static void mm_q8_q1_bw(const void *w, size_t k, size_t r0, size_t r1, const bonsai_block_q8 *x,
+                        size_t m, float *y, size_t ldy)
+{
+    if (m == 1)
+        bonsai_avx512_gemv_q8_q1_bw(w, k, r0, r1, x, y);
+    else
+        bonsai_avx512_gemm_q8_q1_bw(w, k, r0, r1, x, m, y, ldy);
+}
+
+static void mm_q8_tq2_vnni(const void *w, size_t k, size_t r0, size_t r1,
+                           const bonsai_block_q8 *x, size_t m, float *y, size_t ldy)
+{
+    if (m == 1)
+        bonsai_avx512_gemv_q8_tq2_vnni(w, k, r0, r1, x, y);
+    else
+        bonsai_avx512_gemm_q8_tq2_vnni(w, k, r0, r1, x, m, y, ldy);
+}
+
+static void mm_q8_tq2_bw(const void *w, size_t k, size_t r0, size_t r1, const bonsai_block_q8 *x,
+                         size_t m, float *y, size_t ldy)
+{
+    if (m == 1)
+        bonsai_avx512_gemv_q8_tq2_bw(w, k, r0, r1, x, y);
+    else
+        bonsai_avx512_gemm_q8_tq2_bw(w, k, r0, r1, x, m, y, ldy);
+}
+
+static void quantize_q8(const float *x, size_t k, bonsai_block_q8 *out)
+{
+    const __m512 abs_mask = _mm512_castsi512_ps(_mm512_set1_epi32(0x7fffffff));
+    for (size_t b = 0; b < k / 128; b++, x += 128) { // [k / 128]
+        __m512 xv[8];
+        __m512 amax = _mm512_setzero_ps();
+        for (int c = 0; c < 8; c++) {
+            xv[c] = _mm512_loadu_ps(x + 16 * c);
+            /* a NaN x leaves amax as it was, as fmaxf does */
+            amax = _mm512_max_ps(_mm512_and_ps(xv[c], abs_mask), amax);
+        }
+        const float d = _mm512_reduce_max_ps(amax) / 127.0f;
+        const __m512 inv = _mm512_set1_ps(d > 0 ? 1.0f / d : 0.0f);
+        __m512i sum = _mm512_setzero_si512();
+        for (int c = 0; c < 8; c++) {
+            __m512i q = _mm512_cvtps_epi32(_mm512_mul_ps(xv[c], inv));
+            q = _mm512_min_epi32(_mm512_max_epi32(q, _mm512_set1_epi32(-127)),
+                                 _mm512_set1_epi32(127));
+            sum = _mm512_add_epi32(sum, q);
+            _mm_storeu_si128((__m128i *)(out[b].qs + 16 * c), _mm512_cvtepi32_epi8(q));
+        }
+        out[b].d = d;
+        out[b].sum = _mm512_reduce_add_epi32(sum);
+    }
+}
+
+static void fp16_to_fp32(const uint16_t *src, float *dst, size_t n)
+{
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) // [n / 16]
+        _mm512_storeu_ps(dst + i, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(src + i))));
+    if (i < n) {
+        const __mmask16 tail = (__mmask16)((1u << (n - i)) - 1);
+        _mm512_mask_storeu_ps(dst + i, tail,
+                              _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(tail, src + i)));
+    }
+}
+
+static void fp32_to_fp16(const float *src, uint16_t *dst, size_t n)
+{
+    const int round = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) // [n / 16]
+        _mm256_storeu_si256((__m256i *)(dst + i),
+                            _mm512_cvtps_ph(_mm512_loadu_ps(src + i), round));
+    if (i < n) {
+        const __mmask16 tail = (__mmask16)((1u << (n - i)) - 1);
+        _mm256_mask_storeu_epi16(dst + i, tail,
+                                 _mm512_cvtps_ph(_mm512_maskz_loadu_ps(tail, src + i), round));
+    }
+}
+
+void bonsai_cpu_fill_avx512(bonsai_cpu_kernels *t, int has_vnni)
+{
+    t->name = has_vnni ? "avx512-vnni" : "avx512";
+    t->mm_q8[BONSAI_TYPE_Q1_0_G128] = has_vnni ? mm_q8_q1_vnni : mm_q8_q1_bw;
+    t->mm_q8[BONSAI_TYPE_TQ2_0_G128] = has_vnni ? mm_q8_tq2_vnni : mm_q8_tq2_bw;
+    t->mm_f32[BONSAI_TYPE_Q1_0_G128] = bonsai_avx512_mm_f32_q1;
+    t->mm_f32[BONSAI_TYPE_TQ2_0_G128] = bonsai_avx512_mm_f32_tq2;
+    t->quantize_q8 = quantize_q8;
+    t->fp16_to_fp32 = fp16_to_fp32;
+    t->fp32_to_fp16 = fp32_to_fp16;
+    t->row_multiple = 8;
+    t->tile_tokens = 64;
+}
