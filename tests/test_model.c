@@ -134,7 +134,10 @@ static void prefill_vs_decode(const fx_model *fm, const char *name, bonsai_act_m
           "%s: prefill %zu: %s", name, n_prompt, bonsai_last_error());
     for (size_t i = 0; i < n_prompt; i++)
         bonsai_session_decode(b, toks[i], lb, V);
-    double tol = mode == BONSAI_ACT_F32 ? 1e-9 : 1e-5;
+    /* q8: prefill (GEMM) and decode (GEMV) sum in other orders; a last-bit
+     * difference can flip an int8 rounding downstream, so q8 logits agree to
+     * the q8 accuracy bound, not bit for bit (greedy tokens must match). */
+    double tol = mode == BONSAI_ACT_F32 ? 1e-9 : 1e-3;
     /* decode-only's logits as the float64 reference of the comparison */
     double *ref = malloc(V * sizeof *ref);
     int same = 1, close = 1;
