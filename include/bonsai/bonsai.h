@@ -7,4 +7,5 @@
 #include "kernels.h"
 #include "gguf.h"
 #include "model.h"
+#include "cuda.h"
 #endif

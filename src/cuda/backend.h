@@ -1,0 +1,75 @@
+/* Internal: the CUDA handle types behind include/bonsai/cuda.h, shared by
+ * the backend's files, its tests and the CLI's bench. */
+#ifndef BONSAI_CUDA_BACKEND_H
+#define BONSAI_CUDA_BACKEND_H
+#include <stddef.h>
+
+#include "bonsai/cuda.h"
+#include "cuda/cuda_api.h"
+
+#define BONSAI_CUDA_FMTS 2      /* 0: Q1_0_G128, 1: TQ2_0_G128 (layout.cuh FMT_*) */
+#define BONSAI_CUDA_GEMV_NT 4   /* token groups of 1, 2, 4, 8 */
+#define BONSAI_CUDA_GEMV_SWIGLU_NT 3 /* 1, 2, 4 */
+#define BONSAI_CUDA_GEMV_WARPS 4     /* warps per GEMV block (128 threads) */
+#define BONSAI_CUDA_GEMM_TOKENS 128  /* tokens per GEMM tile; activations padded to it */
+
+/* The embedded kernels (generated at build time by src/cuda/embed.cmake). */
+typedef struct bonsai_cuda_source_file {
+    const char *name;
+    const char *text;
+} bonsai_cuda_source_file;
+extern const unsigned char bonsai_cuda_fatbin[];
+extern const size_t bonsai_cuda_fatbin_size;           /* 0: built without CUDA */
+extern const bonsai_cuda_source_file bonsai_cuda_sources[];
+extern const size_t bonsai_cuda_n_sources;
+extern const char bonsai_cuda_unity_source[];          /* #includes each kernels/NAME.cu */
+extern const char bonsai_cuda_fatbin_archs[];          /* "80;90" */
+
+struct bonsai_cuda {
+    const bonsai_cuda_api *api;
+    CUdevice dev;
+    CUcontext ctx; /* the device's primary context, retained */
+    CUstream stream;
+    CUmodule module;
+    bonsai_cuda_info info;
+    CUfunction quantize;
+    CUfunction gemv[BONSAI_CUDA_FMTS][BONSAI_CUDA_GEMV_NT];
+    CUfunction gemv_swiglu[BONSAI_CUDA_FMTS][BONSAI_CUDA_GEMV_SWIGLU_NT];
+    CUfunction gemm[BONSAI_CUDA_FMTS], gemm_swiglu[BONSAI_CUDA_FMTS];
+    size_t gemm_smem[BONSAI_CUDA_FMTS];
+    /* quantized activations: qs [m_pad][k] int8, d and s [k/128][m_pad] */
+    CUdeviceptr act_qs, act_d, act_s;
+    size_t act_bytes; /* capacity of act_qs; act_d/act_s hold act_bytes/128 */
+    size_t gemm_min_tokens; /* m at or above which the tensor-core GEMM runs */
+};
+
+struct bonsai_cuda_buffer {
+    bonsai_cuda *cu;
+    CUdeviceptr ptr;
+    size_t n;
+};
+
+struct bonsai_cuda_matrix {
+    bonsai_cuda *cu;
+    bonsai_type type;
+    int fmt; /* BONSAI_CUDA_FMTS index */
+    size_t rows, rows_pad, k;
+    CUdeviceptr bits, scales; /* layouts in kernels/layout.cuh */
+    size_t bits_bytes, scales_bytes;
+    char name[96];
+};
+
+/* pipeline.c: obtains the kernels (embedded / cache / NVRTC), loads the
+ * module and looks up every function; fills cu->info.source, load_ms,
+ * cache_path, cache_note, nvrtc version. */
+bonsai_status bonsai_cuda_load_kernels(bonsai_cuda *cu, const bonsai_cuda_params *params);
+
+/* Compiles the embedded kernel source with NVRTC for sm_<arch> (no device
+ * needed); *cubin (free with free()) holds *n bytes. */
+bonsai_status bonsai_cuda_nvrtc_compile(int arch, void **cubin, size_t *n);
+
+/* Token count from which matmuls use the GEMM kernel instead of GEMV token
+ * groups (default 32); tests lower it to 1 to run every m through both. */
+void bonsai_cuda_set_gemm_min_tokens(bonsai_cuda *cu, size_t m);
+
+#endif

@@ -1,0 +1,260 @@
+/* gemm: Y = W X (or Y += W X, or H = silu(G X) * (U X)) for many tokens,
+ * on int8 tensor cores (mma.sync.m16n8k32.s8, sm_80 and later).
+ *
+ * Reads weights and q8 activations in the layouts of layout.cuh; writes
+ * y [m][rows] fp32 (token-major). A block of 256 threads computes a tile of
+ * 128 weight rows x 128 tokens (SwiGLU: 64 gate rows interleaved with the
+ * same 64 up rows, so each thread holds gate and up of the same outputs),
+ * stepping over k one 128-block at a time through a 3-stage cp.async
+ * pipeline in shared memory:
+ *   A: 128 rows x 16 B (Q1 bits) or 32 B (TQ2 codes, row stride 48 B),
+ *      and the 128 rows' fp16 scales (16 octets of 16 B);
+ *   B: 128 tokens x 128 B of permuted int8 (row stride 144 B: the
+ *      16-byte fragment loads of a quarter warp hit distinct banks),
+ *      and the tokens' d and s.
+ * 8 warps = 4 (rows) x 2 (tokens); each warp 32 rows x 64 tokens = 2 x 8
+ * mma tiles. Weight bits become int8 in registers: Q1 (word >> t) & 0x01..,
+ * TQ2 (word >> 2t) & 0x03.. (layout.cuh). After each 128-block the int32
+ * sums are folded into fp32 accumulators: acc += d_w d_x (alpha S - s_x),
+ * with the int -> float conversion done by the 1.5 * 2^23 trick (exact for
+ * |v| < 2^22; here |v| <= 3 * 128 * 127).
+ * Shapes: rows padded to 128 on upload, k % 128 == 0, m_pad % 128 == 0.
+ * Grid: (rows_pad / 128 (SwiGLU: / 64), m_pad / 128). Dynamic shared
+ * memory: 3 * stage_bytes (Q1 21760, TQ2 25856). */
+#include "layout.cuh"
+
+#define GEMM_STAGES 3
+#define GEMM_BST 144
+
+template <int FMT>
+struct gemm_cfg {
+    static constexpr int ABYTES = FMT == FMT_Q1 ? 16 : 32;
+    static constexpr int AST = FMT == FMT_Q1 ? 16 : 48;
+    static constexpr int OFF_W = 128 * AST;
+    static constexpr int OFF_B = OFF_W + 256;
+    static constexpr int OFF_DX = OFF_B + 128 * GEMM_BST;
+    static constexpr int OFF_SX = OFF_DX + 512;
+    static constexpr int STAGE = OFF_SX + 512;
+};
+
+__device__ __forceinline__ u32 smem_addr(const void *p)
+{
+    u32 a;
+    asm("{ .reg .u64 t; cvta.to.shared.u64 t, %1; cvt.u32.u64 %0, t; }" : "=r"(a) : "l"(p));
+    return a;
+}
+
+__device__ __forceinline__ void cp_async16(void *dst, const void *src)
+{
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(smem_addr(dst)), "l"(src));
+}
+
+__device__ __forceinline__ void mma_s8(int *c, u32 a0, u32 a1, u32 a2, u32 a3, u32 b0, u32 b1)
+{
+    asm("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
+        "{%8,%9}, {%0,%1,%2,%3};"
+        : "+r"(c[0]), "+r"(c[1]), "+r"(c[2]), "+r"(c[3])
+        : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+}
+
+/* Queues the copies of 128-block b into stage buffer st. */
+template <int FMT, bool SWIGLU>
+__device__ __forceinline__ void gemm_load(u8 *st, int b, int row_base, int tok_base,
+                                          const u8 *wbits, const u16 *wscales, const u8 *ubits,
+                                          const u16 *uscales, int k, const s8 *qs,
+                                          const float *xd, const int *xs, int m_pad)
+{
+    typedef gemm_cfg<FMT> C;
+    const int tid = threadIdx.x, nb = k / 128;
+    const size_t row_bytes = (size_t)k / (FMT == FMT_Q1 ? 8 : 4);
+    // A: one (Q1) or two (TQ2) 16-byte chunks per tile row
+    if (C::ABYTES / 16 * 128 > tid) {
+        const int a = tid / (C::ABYTES / 16), part = tid % (C::ABYTES / 16);
+        const int mat = SWIGLU ? (a >> 4) & 1 : 0;
+        const int row = SWIGLU ? row_base + (a >> 5) * 16 + (a & 15) : row_base + a;
+        const u8 *bits = mat ? ubits : wbits;
+        cp_async16(st + a * C::AST + part * 16,
+                   bits + (size_t)row * row_bytes + (size_t)b * C::ABYTES + part * 16);
+    }
+    if (tid < 16) { // scales: octet j of tile rows 8j..8j+7
+        const int j = tid;
+        const int mat = SWIGLU ? (j >> 1) & 1 : 0;
+        const int row = SWIGLU ? row_base + (j >> 2) * 16 + (j & 1) * 8 : row_base + 8 * j;
+        const u16 *scales = mat ? uscales : wscales;
+        cp_async16(st + C::OFF_W + 16 * j, scales + ((size_t)(row / 8) * nb + b) * 8);
+    } else if (tid < 48) {
+        const int j = tid - 16;
+        cp_async16(st + C::OFF_DX + 16 * j, xd + (size_t)b * m_pad + tok_base + 4 * j);
+    } else if (tid < 80) {
+        const int j = tid - 48;
+        cp_async16(st + C::OFF_SX + 16 * j, xs + (size_t)b * m_pad + tok_base + 4 * j);
+    }
+#pragma unroll
+    for (int i = 0; i < 4; i++) { // B: 128 tokens x 8 chunks
+        const int c = tid + 256 * i, n = c >> 3, ch = c & 7;
+        cp_async16(st + C::OFF_B + n * GEMM_BST + ch * 16,
+                   qs + (size_t)(tok_base + n) * k + (size_t)b * 128 + ch * 16);
+    }
+}
+
+template <int FMT, bool SWIGLU>
+__device__ __forceinline__ void gemm_body(const u8 *__restrict__ wbits,
+                                          const u16 *__restrict__ wscales,
+                                          const u8 *__restrict__ ubits,
+                                          const u16 *__restrict__ uscales, int rows, int k,
+                                          const s8 *__restrict__ qs, const float *__restrict__ xd,
+                                          const int *__restrict__ xs, int m, int m_pad,
+                                          float *__restrict__ y, int add)
+{
+    typedef gemm_cfg<FMT> C;
+    extern __shared__ __align__(16) u8 smem[];
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    const int warp_m = warp & 3, warp_n = warp >> 2, g = lane >> 2, t = lane & 3;
+    const int row_base = blockIdx.x * (SWIGLU ? 64 : 128), tok_base = blockIdx.y * 128;
+    const int nb = k / 128;
+
+    float out[2][8][4];
+#pragma unroll
+    for (int mt = 0; mt < 2; mt++)
+#pragma unroll
+        for (int nt = 0; nt < 8; nt++)
+#pragma unroll
+            for (int c = 0; c < 4; c++)
+                out[mt][nt][c] = 0.0f;
+
+#pragma unroll
+    for (int s = 0; s < GEMM_STAGES - 1; s++) {
+        if (s < nb)
+            gemm_load<FMT, SWIGLU>(smem + s * C::STAGE, s, row_base, tok_base, wbits, wscales,
+                                   ubits, uscales, k, qs, xd, xs, m_pad);
+        asm volatile("cp.async.commit_group;");
+    }
+
+    for (int b = 0; b < nb; b++) { // [k/128] blocks
+        asm volatile("cp.async.wait_group %0;" ::"n"(GEMM_STAGES - 2));
+        __syncthreads();
+        if (b + GEMM_STAGES - 1 < nb)
+            gemm_load<FMT, SWIGLU>(smem + ((b + GEMM_STAGES - 1) % GEMM_STAGES) * C::STAGE,
+                                   b + GEMM_STAGES - 1, row_base, tok_base, wbits, wscales,
+                                   ubits, uscales, k, qs, xd, xs, m_pad);
+        asm volatile("cp.async.commit_group;");
+        const u8 *st = smem + (b % GEMM_STAGES) * C::STAGE;
+
+        u32 wa[2][2][C::ABYTES / 4]; // [m tile][row g, g + 8][words]
+#pragma unroll
+        for (int mt = 0; mt < 2; mt++)
+#pragma unroll
+            for (int hi = 0; hi < 2; hi++)
+#pragma unroll
+                for (int v = 0; v < C::ABYTES / 16; v++) {
+                    const uint4 q = *(const uint4 *)(st + (warp_m * 32 + mt * 16 + g + 8 * hi) *
+                                                              C::AST + 16 * v);
+                    wa[mt][hi][4 * v] = q.x; wa[mt][hi][4 * v + 1] = q.y;
+                    wa[mt][hi][4 * v + 2] = q.z; wa[mt][hi][4 * v + 3] = q.w;
+                }
+        int acc[2][8][4];
+#pragma unroll
+        for (int mt = 0; mt < 2; mt++)
+#pragma unroll
+            for (int nt = 0; nt < 8; nt++)
+#pragma unroll
+                for (int c = 0; c < 4; c++)
+                    acc[mt][nt][c] = 0;
+#pragma unroll
+        for (int p = 0; p < 2; p++) { // k-steps 2p, 2p + 1
+            uint4 bf[8];
+#pragma unroll
+            for (int nt = 0; nt < 8; nt++)
+                bf[nt] = *(const uint4 *)(st + C::OFF_B +
+                                          (warp_n * 64 + nt * 8 + g) * GEMM_BST + 32 * t + 16 * p);
+#pragma unroll
+            for (int q = 0; q < 2; q++) {
+                const int kk = 2 * p + q;
+#pragma unroll
+                for (int mt = 0; mt < 2; mt++) {
+                    u32 a0, a1, a2, a3;
+                    if (FMT == FMT_Q1) {
+                        a0 = (wa[mt][0][kk] >> t) & 0x01010101u;
+                        a1 = (wa[mt][1][kk] >> t) & 0x01010101u;
+                        a2 = (wa[mt][0][kk] >> (t + 4)) & 0x01010101u;
+                        a3 = (wa[mt][1][kk] >> (t + 4)) & 0x01010101u;
+                    } else {
+                        a0 = (wa[mt][0][2 * kk] >> (2 * t)) & 0x03030303u;
+                        a1 = (wa[mt][1][2 * kk] >> (2 * t)) & 0x03030303u;
+                        a2 = (wa[mt][0][2 * kk + 1] >> (2 * t)) & 0x03030303u;
+                        a3 = (wa[mt][1][2 * kk + 1] >> (2 * t)) & 0x03030303u;
+                    }
+#pragma unroll
+                    for (int nt = 0; nt < 8; nt++)
+                        mma_s8(acc[mt][nt], a0, a1, a2, a3, q ? bf[nt].z : bf[nt].x,
+                               q ? bf[nt].w : bf[nt].y);
+                }
+            }
+        }
+        // fold this block's int32 sums into fp32
+        float dw[2][2];
+#pragma unroll
+        for (int mt = 0; mt < 2; mt++)
+#pragma unroll
+            for (int hi = 0; hi < 2; hi++)
+                dw[mt][hi] = half_bits_to_float(
+                    *(const u16 *)(st + C::OFF_W + 2 * (warp_m * 32 + mt * 16 + g + 8 * hi)));
+#pragma unroll
+        for (int nt = 0; nt < 8; nt++) {
+            const int n = warp_n * 64 + nt * 8 + 2 * t;
+            const float2 dx = *(const float2 *)(st + C::OFF_DX + 4 * n);
+            const int2 sx = *(const int2 *)(st + C::OFF_SX + 4 * n);
+#pragma unroll
+            for (int mt = 0; mt < 2; mt++)
+#pragma unroll
+                for (int c = 0; c < 4; c++) {
+                    const int base = 0x4B400000 - (c & 1 ? sx.y : sx.x);
+                    const int v = (FMT == FMT_Q1 ? 2 : 1) * acc[mt][nt][c] + base;
+                    const float f = __int_as_float(v) - 12582912.0f;
+                    out[mt][nt][c] = fmaf(f, dw[mt][c >> 1] * (c & 1 ? dx.y : dx.x),
+                                          out[mt][nt][c]);
+                }
+        }
+    }
+    asm volatile("cp.async.wait_group 0;");
+
+#pragma unroll
+    for (int nt = 0; nt < 8; nt++)
+#pragma unroll
+        for (int c = 0; c < 4; c++) {
+            const int tok = tok_base + warp_n * 64 + nt * 8 + 2 * t + (c & 1);
+            if (tok >= m)
+                continue;
+            if (SWIGLU) {
+                const int row = row_base + warp_m * 16 + g + 8 * (c >> 1);
+                if (row < rows)
+                    y[(size_t)tok * rows + row] = silu(out[0][nt][c]) * out[1][nt][c];
+            } else {
+#pragma unroll
+                for (int mt = 0; mt < 2; mt++) {
+                    const int row = row_base + warp_m * 32 + mt * 16 + g + 8 * (c >> 1);
+                    if (row < rows) {
+                        float *o = y + (size_t)tok * rows + row;
+                        *o = add ? *o + out[mt][nt][c] : out[mt][nt][c];
+                    }
+                }
+            }
+        }
+}
+
+#define GEMM_ARGS                                                                                \
+    const u8 *__restrict__ wbits, const u16 *__restrict__ wscales, const u8 *__restrict__ ubits, \
+        const u16 *__restrict__ uscales, int rows, int k, const s8 *__restrict__ qs,             \
+        const float *__restrict__ xd, const int *__restrict__ xs, int m, int m_pad,              \
+        float *__restrict__ y, int add
+#define GEMM_PASS wbits, wscales, ubits, uscales, rows, k, qs, xd, xs, m, m_pad, y, add
+#define GEMM(NAME, FMT, SWIGLU)                                               \
+    extern "C" __global__ void __launch_bounds__(256, 1) NAME(GEMM_ARGS)      \
+    {                                                                         \
+        gemm_body<FMT, SWIGLU>(GEMM_PASS);                                    \
+    }
+
+GEMM(bonsai_gemm_q1, FMT_Q1, false)
+GEMM(bonsai_gemm_tq2, FMT_TQ2, false)
+GEMM(bonsai_gemm_swiglu_q1, FMT_Q1, true)
+GEMM(bonsai_gemm_swiglu_tq2, FMT_TQ2, true)

@@ -1,0 +1,147 @@
+/* The CUDA matmul entry points: argument checks, the quantization of the
+ * activations (kernels/quantize.cu) and the choice between the GEMV token
+ * groups (kernels/gemv.cu) and the tensor-core GEMM (kernels/gemm.cu).
+ * Every launch is checked; kernel faults surface at the next sync with
+ * CUDA's error text. */
+#include <stdio.h>
+
+#include "core/alloc.h"
+#include "core/error.h"
+#include "cuda/backend.h"
+#include "cuda/loader.h"
+
+static bonsai_status ensure_activations(bonsai_cuda *cu, size_t m_pad, size_t k)
+{
+    size_t need;
+    if (!bonsai_mul_size(m_pad, k, &need))
+        return bonsai_fail(BONSAI_ERR_OVERFLOW, "CUDA matmul: %zu tokens x k = %zu overflows",
+                           m_pad, k);
+    if (need <= cu->act_bytes)
+        return BONSAI_OK;
+    const bonsai_cuda_api *api = cu->api;
+    api->cuStreamSynchronize(cu->stream); // the old buffers may still be read
+    if (cu->act_qs)
+        api->cuMemFree(cu->act_qs);
+    if (cu->act_d)
+        api->cuMemFree(cu->act_d);
+    if (cu->act_s)
+        api->cuMemFree(cu->act_s);
+    cu->act_qs = cu->act_d = cu->act_s = 0;
+    cu->act_bytes = 0;
+    CUresult r = api->cuMemAlloc(&cu->act_qs, need);
+    if (r == CUDA_SUCCESS)
+        r = api->cuMemAlloc(&cu->act_d, need / BONSAI_QK * sizeof(float));
+    if (r == CUDA_SUCCESS)
+        r = api->cuMemAlloc(&cu->act_s, need / BONSAI_QK * sizeof(int));
+    if (r != CUDA_SUCCESS)
+        return bonsai_cuda_fail(api, r, "cuMemAlloc (quantized activations)");
+    cu->act_bytes = need;
+    return BONSAI_OK;
+}
+
+static bonsai_status launch(bonsai_cuda *cu, CUfunction f, unsigned gx, unsigned gy,
+                            unsigned threads, unsigned smem, void **args, const char *name)
+{
+    CUresult r = cu->api->cuLaunchKernel(f, gx, gy, 1, threads, 1, 1, smem, cu->stream, args, NULL);
+    if (r != CUDA_SUCCESS) {
+        char what[96];
+        snprintf(what, sizeof what, "cuLaunchKernel(%s, grid %u x %u)", name, gx, gy);
+        return bonsai_cuda_fail(cu->api, r, what);
+    }
+    return BONSAI_OK;
+}
+
+static bonsai_status check_args(bonsai_cuda *cu, const bonsai_cuda_matrix *w,
+                                const bonsai_cuda_matrix *u, const bonsai_cuda_buffer *x,
+                                size_t m, const bonsai_cuda_buffer *y, const char *fn)
+{
+    if (!cu || !w || !x || !y)
+        return bonsai_fail(BONSAI_ERR_NULL_ARG, "%s: NULL argument", fn);
+    if (w->cu != cu || x->cu != cu || y->cu != cu || (u && u->cu != cu))
+        return bonsai_fail(BONSAI_ERR_INVALID_ARG, "%s: %s and its buffers belong to another "
+                           "CUDA handle", fn, w->name);
+    if (u && (u->type != w->type || u->rows != w->rows || u->k != w->k))
+        return bonsai_fail(BONSAI_ERR_SHAPE,
+                           "%s: gate %s is %zu x %zu %s, up %s is %zu x %zu %s", fn, w->name,
+                           w->rows, w->k, bonsai_type_name(w->type), u->name, u->rows, u->k,
+                           bonsai_type_name(u->type));
+    if (m == 0 || m > (1u << 24))
+        return bonsai_fail(BONSAI_ERR_INVALID_ARG, "%s: m = %zu tokens (1 .. 2^24)", fn, m);
+    size_t need_x, need_y;
+    if (!bonsai_mul_size(m, w->k, &need_x) || !bonsai_mul_size(m, w->rows, &need_y))
+        return bonsai_fail(BONSAI_ERR_OVERFLOW, "%s: m = %zu overflows", fn, m);
+    if (x->n < need_x)
+        return bonsai_fail(BONSAI_ERR_BUFFER_TOO_SMALL,
+                           "%s %s: x holds %zu floats, m x k = %zu x %zu = %zu needed", fn,
+                           w->name, x->n, m, w->k, need_x);
+    if (y->n < need_y)
+        return bonsai_fail(BONSAI_ERR_BUFFER_TOO_SMALL,
+                           "%s %s: output holds %zu floats, m x rows = %zu x %zu = %zu needed", fn,
+                           w->name, y->n, m, w->rows, need_y);
+    return BONSAI_OK;
+}
+
+static bonsai_status run(bonsai_cuda *cu, const bonsai_cuda_matrix *w, const bonsai_cuda_matrix *u,
+                         const bonsai_cuda_buffer *x, size_t m, bonsai_cuda_buffer *y, int add,
+                         const char *fn)
+{
+    bonsai_status s = check_args(cu, w, u, x, m, y, fn);
+    if (s != BONSAI_OK)
+        return s;
+    const size_t gt = BONSAI_CUDA_GEMM_TOKENS;
+    const size_t m_pad = (m + gt - 1) / gt * gt;
+    if ((s = ensure_activations(cu, m_pad, w->k)) != BONSAI_OK)
+        return s;
+
+    int im = (int)m, im_pad = (int)m_pad, ik = (int)w->k, fmt = w->fmt, rows = (int)w->rows;
+    int iadd = add;
+    CUdeviceptr xp = x->ptr, yp = y->ptr;
+    void *qargs[] = {&xp, &im, &im_pad, &ik, &fmt, &cu->act_qs, &cu->act_d, &cu->act_s};
+    const size_t units = (w->k / BONSAI_QK) * m_pad;
+    if ((s = launch(cu, cu->quantize, (unsigned)((units + 7) / 8), 1, 256, 0, qargs,
+                    "bonsai_quantize_q8")) != BONSAI_OK)
+        return s;
+
+    CUdeviceptr ubits = u ? u->bits : w->bits, uscales = u ? u->scales : w->scales;
+    void *args[] = {(void *)&w->bits, (void *)&w->scales, &ubits, &uscales, &rows, &ik,
+                    &cu->act_qs, &cu->act_d, &cu->act_s, &im, &im_pad, &yp, &iadd};
+    if (m >= cu->gemm_min_tokens) {
+        const unsigned tile_rows = u ? 64 : 128;
+        return launch(cu, u ? cu->gemm_swiglu[fmt] : cu->gemm[fmt],
+                      (unsigned)(w->rows_pad / tile_rows), (unsigned)(m_pad / gt), 256,
+                      (unsigned)cu->gemm_smem[fmt], args, u ? "bonsai_gemm_swiglu" : "bonsai_gemm");
+    }
+    // GEMV token groups of nt tokens; rows per warp as in gemv.cu
+    const int max_i = u ? BONSAI_CUDA_GEMV_SWIGLU_NT - 1 : BONSAI_CUDA_GEMV_NT - 1;
+    int i = 0;
+    while (i < max_i && (size_t)(1 << i) < m)
+        i++;
+    const int nt = 1 << i, nm = u ? 2 : 1;
+    const int rows_per_warp = nt * nm >= 4 ? 2 : 8 / nt;
+    const size_t rows_per_block = (size_t)rows_per_warp * BONSAI_CUDA_GEMV_WARPS;
+    return launch(cu, u ? cu->gemv_swiglu[fmt][i] : cu->gemv[fmt][i],
+                  (unsigned)((w->rows + rows_per_block - 1) / rows_per_block),
+                  (unsigned)((m + (size_t)nt - 1) / (size_t)nt), 32 * BONSAI_CUDA_GEMV_WARPS, 0,
+                  args, u ? "bonsai_gemv_swiglu" : "bonsai_gemv");
+}
+
+bonsai_status bonsai_cuda_matmul(bonsai_cuda *cu, const bonsai_cuda_matrix *w,
+                                 const bonsai_cuda_buffer *x, size_t m, bonsai_cuda_buffer *y)
+{
+    return run(cu, w, NULL, x, m, y, 0, "bonsai_cuda_matmul");
+}
+
+bonsai_status bonsai_cuda_matmul_add(bonsai_cuda *cu, const bonsai_cuda_matrix *w,
+                                     const bonsai_cuda_buffer *x, size_t m, bonsai_cuda_buffer *y)
+{
+    return run(cu, w, NULL, x, m, y, 1, "bonsai_cuda_matmul_add");
+}
+
+bonsai_status bonsai_cuda_matmul_swiglu(bonsai_cuda *cu, const bonsai_cuda_matrix *gate,
+                                        const bonsai_cuda_matrix *up, const bonsai_cuda_buffer *x,
+                                        size_t m, bonsai_cuda_buffer *h)
+{
+    if (!up)
+        return bonsai_fail(BONSAI_ERR_NULL_ARG, "bonsai_cuda_matmul_swiglu: up is NULL");
+    return run(cu, gate, up, x, m, h, 0, "bonsai_cuda_matmul_swiglu");
+}

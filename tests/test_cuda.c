@@ -1,0 +1,592 @@
+/* The CUDA backend against the CPU scalar reference (src/ref) and float64.
+ *
+ * Without a device (no driver, no GPU, or built without CUDA) every GPU
+ * case is reported as skipped; the API's NULL / no-device answers and the
+ * NVRTC compile of the embedded source (when NVRTC exists) still run.
+ * With a device: every token count 1..33 and 64, 100, 512, 1000 through
+ * both the GEMV token groups and the tensor-core GEMM, for Q1_0_G128 and
+ * TQ2_0_G128, awkward shapes, fused add and SwiGLU, outputs poisoned with
+ * NaN; each pipeline level (embedded, nvrtc, cache, jit) with bit-identical
+ * results; corrupt, truncated and foreign cache files; an unwritable cache
+ * directory; every error path's status. */
+#include <dirent.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "bonsai/bonsai.h"
+#include "cuda/backend.h"
+#include "cuda/cache.h"
+#include "harness.h"
+#include "ref/ref_kernels.h"
+
+#define GPU_GROUPS 7 /* skipped groups when there is no device */
+
+/* ---- test data ------------------------------------------------------------ */
+
+typedef struct host_matrix {
+    bonsai_matrix m;
+    uint8_t *data;
+    double *w64; /* dequantized [rows][k] */
+} host_matrix;
+
+/* Random blocks: every bit pattern (TQ2 code 11 included), scales in
+ * [0.005, 0.05). */
+static host_matrix make_matrix(bonsai_type type, size_t rows, size_t k)
+{
+    host_matrix h;
+    size_t bytes = 0;
+    bonsai_type_matrix_bytes(type, rows, k, &bytes);
+    h.data = malloc(bytes);
+    const size_t bb = bonsai_type_block_bytes(type), nblk = bytes / bb;
+    for (size_t i = 0; i < nblk; i++) {
+        uint8_t *blk = h.data + i * bb;
+        for (size_t j = 0; j < bb; j++)
+            blk[j] = (uint8_t)rng_u64();
+        uint16_t d = bonsai_fp32_to_fp16(rng_uniform(0.005f, 0.05f));
+        uint8_t *dp = type == BONSAI_TYPE_Q1_0_G128 ? blk : blk + 32;
+        dp[0] = (uint8_t)d;
+        dp[1] = (uint8_t)(d >> 8);
+    }
+    float *wf = malloc(rows * k * sizeof *wf);
+    bonsai_dequantize(type, h.data, bytes, wf, rows * k);
+    h.w64 = malloc(rows * k * sizeof *h.w64);
+    for (size_t i = 0; i < rows * k; i++)
+        h.w64[i] = wf[i];
+    free(wf);
+    h.m = (bonsai_matrix){type, rows, k, h.data, bytes, "test matrix"};
+    return h;
+}
+
+static void free_matrix(host_matrix *h)
+{
+    free(h->data);
+    free(h->w64);
+}
+
+static float *random_x(size_t n)
+{
+    float *x = malloc(n * sizeof *x);
+    for (size_t i = 0; i < n; i++)
+        x[i] = rng_normal() * (rng_u64() % 16 == 0 ? 4.0f : 1.0f); // some larger values
+    return x;
+}
+
+/* q8 reference (the same int8 the GPU makes) and float64 reference. */
+static void references(const host_matrix *h, const float *x, size_t m, float *yq, double *y64)
+{
+    const size_t k = h->m.k, rows = h->m.rows, nb = k / BONSAI_QK;
+    bonsai_block_q8 *xq = calloc(m * nb, sizeof *xq);
+    for (size_t t = 0; t < m; t++)
+        bonsai_ref_quantize_q8(x + t * k, k, xq + t * nb);
+    bonsai_ref_mm_q8(h->m.type, h->data, k, 0, rows, xq, m, yq, rows);
+    free(xq);
+    for (size_t t = 0; t < m; t++)
+        for (size_t r = 0; r < rows; r++) {
+            double acc = 0;
+            for (size_t j = 0; j < k; j++)
+                acc += h->w64[r * k + j] * x[t * k + j];
+            y64[t * rows + r] = acc;
+        }
+}
+
+static double nmse_f(const float *got, const float *ref, size_t n)
+{
+    double *r = malloc(n * sizeof *r);
+    for (size_t i = 0; i < n; i++)
+        r[i] = ref[i];
+    double e = nmse(got, r, n);
+    free(r);
+    return e;
+}
+
+static size_t count_nonfinite(const float *v, size_t n)
+{
+    size_t bad = 0;
+    for (size_t i = 0; i < n; i++)
+        bad += !isfinite(v[i]);
+    return bad;
+}
+
+static bonsai_cuda_buffer *upload_floats(bonsai_cuda *cu, const float *v, size_t n)
+{
+    bonsai_cuda_buffer *b = NULL;
+    if (bonsai_cuda_buffer_alloc(cu, n, &b) == BONSAI_OK)
+        bonsai_cuda_buffer_write(b, 0, v, n);
+    return b;
+}
+
+static void poison(bonsai_cuda_buffer *b, size_t n)
+{
+    float *nan = malloc(n * sizeof *nan);
+    for (size_t i = 0; i < n; i++)
+        nan[i] = NAN;
+    bonsai_cuda_buffer_write(b, 0, nan, n);
+    free(nan);
+}
+
+/* ---- without a device ----------------------------------------------------- */
+
+static void test_api_without_device(void)
+{
+    bonsai_cuda *cu = (bonsai_cuda *)1;
+    CHECK(bonsai_cuda_open(NULL, NULL) == BONSAI_ERR_NULL_ARG, "open(out = NULL)");
+    bonsai_cuda_close(NULL);
+    bonsai_cuda_buffer_free(NULL);
+    bonsai_cuda_matrix_free(NULL);
+    bonsai_cuda_info info;
+    CHECK(bonsai_cuda_get_info(NULL, &info) == BONSAI_ERR_NULL_ARG, "get_info(NULL)");
+    CHECK(bonsai_cuda_sync(NULL) == BONSAI_ERR_NULL_ARG, "sync(NULL)");
+    CHECK(bonsai_cuda_buffer_alloc(NULL, 4, (bonsai_cuda_buffer **)&cu) == BONSAI_ERR_NULL_ARG,
+          "buffer_alloc(NULL)");
+    CHECK(bonsai_cuda_matrix_upload(NULL, NULL, (bonsai_cuda_matrix **)&cu) == BONSAI_ERR_NULL_ARG,
+          "matrix_upload(NULL)");
+    CHECK(bonsai_cuda_matmul(NULL, NULL, NULL, 1, NULL) == BONSAI_ERR_NULL_ARG, "matmul(NULL)");
+    CHECK(bonsai_cuda_matmul_swiglu(NULL, NULL, NULL, NULL, 1, NULL) == BONSAI_ERR_NULL_ARG,
+          "swiglu(NULL)");
+    CHECK(bonsai_cuda_buffer_len(NULL) == 0, "buffer_len(NULL)");
+    CHECK(strcmp(bonsai_cuda_source_name(BONSAI_CUDA_FROM_CACHE), "cache") == 0, "source name");
+    const char *archs = bonsai_cuda_archs_built();
+    CHECK(archs && *archs, "archs built: %s", archs);
+    if (bonsai_cuda_fatbin_size > 0)
+        CHECK(strstr(archs, "sm_") != NULL, "fatbinary archs listed: %s", archs);
+}
+
+/* The embedded source compiles with NVRTC for sm_90 (needs NVRTC only). */
+static void test_nvrtc_compiles(void)
+{
+    if (bonsai_cuda_fatbin_size == 0) {
+        skip("NVRTC compile: built without CUDA");
+        return;
+    }
+    void *cubin = NULL;
+    size_t n = 0;
+    bonsai_status s = bonsai_cuda_nvrtc_compile(90, &cubin, &n);
+    if (s == BONSAI_ERR_NO_CUDA_DEVICE) {
+        skip("NVRTC compile: %s", bonsai_last_error());
+        return;
+    }
+    CHECK(s == BONSAI_OK && n > 1000, "NVRTC compiles the embedded source for sm_90: %s",
+          s == BONSAI_OK ? "ok" : bonsai_last_error());
+    CHECK(n >= 4 && memcmp(cubin, "\177ELF", 4) == 0, "NVRTC output is an ELF cubin");
+    free(cubin);
+}
+
+/* ---- matmul correctness --------------------------------------------------- */
+
+typedef enum { OP_MATMUL, OP_ADD, OP_SWIGLU } op_kind;
+static const char *const op_names[] = {"matmul", "matmul_add", "swiglu"};
+
+/* One case: op on (rows x k, type) for m tokens through the GEMV (gemm = 0)
+ * or GEMM (gemm = 1) path, against the q8 and float64 references. */
+static void run_case(bonsai_cuda *cu, bonsai_type type, size_t rows, size_t k, size_t m, int gemm,
+                     op_kind op)
+{
+    const char *tn = bonsai_type_name(type);
+    host_matrix w = make_matrix(type, rows, k), u = {0};
+    if (op == OP_SWIGLU)
+        u = make_matrix(type, rows, k);
+    float *x = random_x(m * k);
+    const size_t ny = m * rows;
+    float *yq = malloc(ny * sizeof *yq), *uq = NULL, *y0 = NULL, *got = malloc(ny * sizeof *got);
+    double *y64 = malloc(ny * sizeof *y64), *u64 = NULL;
+    references(&w, x, m, yq, y64);
+    if (op == OP_SWIGLU) {
+        uq = malloc(ny * sizeof *uq);
+        u64 = malloc(ny * sizeof *u64);
+        references(&u, x, m, uq, u64);
+        for (size_t i = 0; i < ny; i++) {
+            double g = yq[i];
+            yq[i] = (float)(g / (1.0 + exp(-g)) * uq[i]);
+            y64[i] = y64[i] / (1.0 + exp(-y64[i])) * u64[i];
+        }
+    } else if (op == OP_ADD) {
+        y0 = random_x(ny);
+        for (size_t i = 0; i < ny; i++) {
+            yq[i] += y0[i];
+            y64[i] += y0[i];
+        }
+    }
+
+    bonsai_cuda_matrix *dw = NULL, *du = NULL;
+    bonsai_status s = bonsai_cuda_matrix_upload(cu, &w.m, &dw);
+    if (s == BONSAI_OK && op == OP_SWIGLU)
+        s = bonsai_cuda_matrix_upload(cu, &u.m, &du);
+    bonsai_cuda_buffer *dx = upload_floats(cu, x, m * k), *dy = NULL;
+    if (s == BONSAI_OK)
+        s = bonsai_cuda_buffer_alloc(cu, ny, &dy);
+    if (s == BONSAI_OK && dx) {
+        if (op == OP_ADD)
+            bonsai_cuda_buffer_write(dy, 0, y0, ny);
+        else
+            poison(dy, ny);
+        bonsai_cuda_set_gemm_min_tokens(cu, gemm ? 1 : (size_t)1 << 30);
+        s = op == OP_SWIGLU ? bonsai_cuda_matmul_swiglu(cu, dw, du, dx, m, dy)
+            : op == OP_ADD  ? bonsai_cuda_matmul_add(cu, dw, dx, m, dy)
+                            : bonsai_cuda_matmul(cu, dw, dx, m, dy);
+        if (s == BONSAI_OK)
+            s = bonsai_cuda_buffer_read(dy, 0, got, ny);
+        bonsai_cuda_set_gemm_min_tokens(cu, 32);
+    }
+    const char *path = gemm ? "gemm" : "gemv";
+    if (CHECK(s == BONSAI_OK, "%s %s %s %zux%zu m=%zu: %s", op_names[op], path, tn, rows, k, m,
+              bonsai_last_error())) {
+        size_t bad = count_nonfinite(got, ny);
+        double eq = nmse_f(got, yq, ny), e64 = nmse(got, y64, ny);
+        CHECK(bad == 0, "%s %s %s %zux%zu m=%zu: %zu of %zu outputs not written / not finite",
+              op_names[op], path, tn, rows, k, m, bad, ny);
+        CHECK(eq <= 1e-9, "%s %s %s %zux%zu m=%zu: NMSE vs CPU q8 reference %.3g > 1e-9",
+              op_names[op], path, tn, rows, k, m, eq);
+        CHECK(e64 <= 5e-4, "%s %s %s %zux%zu m=%zu: NMSE vs float64 %.3g > 5e-4", op_names[op],
+              path, tn, rows, k, m, e64);
+    }
+    bonsai_cuda_buffer_free(dx);
+    bonsai_cuda_buffer_free(dy);
+    bonsai_cuda_matrix_free(dw);
+    bonsai_cuda_matrix_free(du);
+    free_matrix(&w);
+    if (op == OP_SWIGLU)
+        free_matrix(&u);
+    free(x);
+    free(yq);
+    free(uq);
+    free(y0);
+    free(got);
+    free(y64);
+    free(u64);
+}
+
+static const bonsai_type types[2] = {BONSAI_TYPE_Q1_0_G128, BONSAI_TYPE_TQ2_0_G128};
+
+static void test_token_counts(bonsai_cuda *cu)
+{
+    for (int ti = 0; ti < 2; ti++)
+        for (int gemm = 0; gemm < 2; gemm++) {
+            for (size_t m = 1; m <= 33; m++)
+                run_case(cu, types[ti], 67, 384, m, gemm, OP_MATMUL);
+            static const size_t big[] = {64, 100, 512, 1000};
+            for (size_t i = 0; i < 4; i++)
+                run_case(cu, types[ti], 197, 256, big[i], gemm, OP_MATMUL);
+        }
+}
+
+static void test_shapes(bonsai_cuda *cu)
+{
+    static const struct { size_t rows, k, m; } shapes[] = {
+        {1, 128, 1},    {1, 128, 3},     {7, 256, 2},     {8, 128, 9},    {129, 128, 40},
+        {130, 4224, 1}, {130, 4224, 3},  {64, 4224, 130}, {300, 1024, 1}, {300, 1024, 8},
+        {1024, 2048, 1}, {1024, 2048, 40}, {255, 640, 255},
+    };
+    for (int ti = 0; ti < 2; ti++)
+        for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
+            for (int gemm = 0; gemm < 2; gemm++)
+                run_case(cu, types[ti], shapes[i].rows, shapes[i].k, shapes[i].m, gemm, OP_MATMUL);
+}
+
+static void test_fused(bonsai_cuda *cu)
+{
+    static const size_t ms[] = {1, 2, 3, 4, 5, 9, 17, 33, 100};
+    for (int ti = 0; ti < 2; ti++)
+        for (int gemm = 0; gemm < 2; gemm++)
+            for (size_t i = 0; i < sizeof ms / sizeof ms[0]; i++) {
+                run_case(cu, types[ti], 131, 512, ms[i], gemm, OP_ADD);
+                run_case(cu, types[ti], 131, 512, ms[i], gemm, OP_SWIGLU);
+            }
+}
+
+/* ---- error paths ---------------------------------------------------------- */
+
+static void test_errors(bonsai_cuda *cu)
+{
+    host_matrix w = make_matrix(BONSAI_TYPE_Q1_0_G128, 16, 256);
+    bonsai_cuda_matrix *dw = NULL, *bad = NULL;
+    CHECK(bonsai_cuda_matrix_upload(cu, &w.m, &dw) == BONSAI_OK, "upload");
+    bonsai_matrix m = w.m;
+    m.type = BONSAI_TYPE_PQ2_0;
+    CHECK(bonsai_cuda_matrix_upload(cu, &m, &bad) == BONSAI_ERR_UNSUPPORTED && !bad,
+          "pq2_0 -> UNSUPPORTED");
+    m = w.m;
+    m.k = 200;
+    CHECK(bonsai_cuda_matrix_upload(cu, &m, &bad) == BONSAI_ERR_SHAPE &&
+              strstr(bonsai_last_error(), "200"),
+          "k = 200 -> SHAPE: %s", bonsai_last_error());
+    m = w.m;
+    m.data_bytes -= 1;
+    CHECK(bonsai_cuda_matrix_upload(cu, &m, &bad) == BONSAI_ERR_BUFFER_TOO_SMALL,
+          "short data -> BUFFER_TOO_SMALL");
+    m = w.m;
+    m.rows = 0;
+    CHECK(bonsai_cuda_matrix_upload(cu, &m, &bad) == BONSAI_ERR_SHAPE, "0 rows -> SHAPE");
+    m = w.m;
+    m.data = NULL;
+    CHECK(bonsai_cuda_matrix_upload(cu, &m, &bad) == BONSAI_ERR_NULL_ARG, "NULL data");
+
+    bonsai_cuda_buffer *x = NULL, *y = NULL;
+    bonsai_cuda_buffer_alloc(cu, 2 * 256, &x);
+    bonsai_cuda_buffer_alloc(cu, 2 * 16, &y);
+    CHECK(bonsai_cuda_matmul(cu, dw, x, 0, y) == BONSAI_ERR_INVALID_ARG, "m = 0 -> INVALID_ARG");
+    CHECK(bonsai_cuda_matmul(cu, dw, x, 3, y) == BONSAI_ERR_BUFFER_TOO_SMALL,
+          "x too small -> BUFFER_TOO_SMALL: %s", bonsai_last_error());
+    CHECK(bonsai_cuda_matmul(cu, dw, y, 1, x) == BONSAI_ERR_BUFFER_TOO_SMALL,
+          "x of 32 floats for k = 256 -> BUFFER_TOO_SMALL");
+    host_matrix w2 = make_matrix(BONSAI_TYPE_Q1_0_G128, 16, 128);
+    bonsai_cuda_matrix *dw2 = NULL;
+    bonsai_cuda_matrix_upload(cu, &w2.m, &dw2);
+    CHECK(bonsai_cuda_matmul_swiglu(cu, dw, dw2, x, 1, y) == BONSAI_ERR_SHAPE,
+          "gate/up shapes differ -> SHAPE: %s", bonsai_last_error());
+    CHECK(bonsai_cuda_matmul_swiglu(cu, dw, NULL, x, 1, y) == BONSAI_ERR_NULL_ARG, "up NULL");
+    float host[8];
+    CHECK(bonsai_cuda_buffer_read(y, 30, host, 8) == BONSAI_ERR_BUFFER_TOO_SMALL,
+          "read past the end -> BUFFER_TOO_SMALL");
+    CHECK(bonsai_cuda_buffer_write(y, 33, host, 1) == BONSAI_ERR_BUFFER_TOO_SMALL,
+          "write past the end -> BUFFER_TOO_SMALL");
+    bonsai_cuda_buffer *none = NULL;
+    CHECK(bonsai_cuda_buffer_alloc(cu, 0, &none) == BONSAI_ERR_INVALID_ARG && !none,
+          "0-float buffer -> INVALID_ARG");
+    CHECK(bonsai_cuda_matmul(cu, dw, x, 1, y) == BONSAI_OK && bonsai_cuda_sync(cu) == BONSAI_OK,
+          "valid call after the refused ones");
+    bonsai_cuda_buffer_free(x);
+    bonsai_cuda_buffer_free(y);
+    bonsai_cuda_matrix_free(dw);
+    bonsai_cuda_matrix_free(dw2);
+    free_matrix(&w);
+    free_matrix(&w2);
+}
+
+/* ---- pipeline levels ------------------------------------------------------ */
+
+/* Fixed inputs run on every handle; outputs compared bit for bit. */
+typedef struct probe {
+    host_matrix w[2];
+    float *x;
+    size_t m[3];
+    size_t rows, k;
+} probe;
+
+static float *run_probe(bonsai_cuda *cu, const probe *p, size_t *n_out)
+{
+    size_t total = 0;
+    for (int t = 0; t < 2; t++)
+        for (int i = 0; i < 3; i++)
+            total += p->m[i] * p->rows;
+    float *out = malloc(total * sizeof *out), *o = out;
+    for (int t = 0; t < 2; t++) {
+        bonsai_cuda_matrix *dw = NULL;
+        bonsai_cuda_matrix_upload(cu, &p->w[t].m, &dw);
+        bonsai_cuda_buffer *dx = upload_floats(cu, p->x, p->m[2] * p->k), *dy = NULL;
+        bonsai_cuda_buffer_alloc(cu, p->m[2] * p->rows, &dy);
+        for (int i = 0; i < 3; i++) {
+            poison(dy, p->m[i] * p->rows);
+            if (bonsai_cuda_matmul(cu, dw, dx, p->m[i], dy) != BONSAI_OK ||
+                bonsai_cuda_buffer_read(dy, 0, o, p->m[i] * p->rows) != BONSAI_OK)
+                memset(o, 0xff, p->m[i] * p->rows * sizeof *o);
+            o += p->m[i] * p->rows;
+        }
+        bonsai_cuda_buffer_free(dx);
+        bonsai_cuda_buffer_free(dy);
+        bonsai_cuda_matrix_free(dw);
+    }
+    *n_out = total;
+    return out;
+}
+
+static bonsai_status open_with(bonsai_cuda_pipeline p, const char *dir, bonsai_cuda **cu,
+                               bonsai_cuda_info *info)
+{
+    bonsai_cuda_params params = bonsai_cuda_default_params();
+    params.pipeline = p;
+    params.cache_dir = dir;
+    bonsai_status s = bonsai_cuda_open(&params, cu);
+    if (s == BONSAI_OK)
+        bonsai_cuda_get_info(*cu, info);
+    else
+        memset(info, 0, sizeof *info);
+    return s;
+}
+
+static void damage(const char *path, int how)
+{
+    size_t n = 0;
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return;
+    fseek(f, 0, SEEK_END);
+    n = (size_t)ftell(f);
+    fseek(f, 0, SEEK_SET);
+    unsigned char *buf = malloc(n);
+    n = fread(buf, 1, n, f);
+    fclose(f);
+    if (how == 0)
+        buf[40 + (n - 40) / 2] ^= 0x40; // corrupt payload
+    else if (how == 1)
+        n = n / 2; // truncated
+    else
+        buf[16] ^= 1; // another key (foreign)
+    f = fopen(path, "wb");
+    if (f) {
+        fwrite(buf, 1, n, f);
+        fclose(f);
+    }
+    free(buf);
+}
+
+static void test_pipeline(const bonsai_cuda_info *default_info)
+{
+    char dir[] = "/tmp/bonsai-cuda-test-XXXXXX";
+    if (!mkdtemp(dir)) {
+        CHECK(0, "mkdtemp");
+        return;
+    }
+    probe p = {.m = {1, 5, 100}, .rows = 200, .k = 512};
+    p.w[0] = make_matrix(BONSAI_TYPE_Q1_0_G128, p.rows, p.k);
+    p.w[1] = make_matrix(BONSAI_TYPE_TQ2_0_G128, p.rows, p.k);
+    p.x = random_x(p.m[2] * p.k);
+
+    const int sm = default_info->cc_major * 10 + default_info->cc_minor;
+    bonsai_cuda *cu = NULL;
+    bonsai_cuda_info info;
+    size_t n_ref = 0, n = 0;
+    float *ref = NULL, *got;
+
+    bonsai_status s = open_with(BONSAI_CUDA_PIPELINE_EMBEDDED, NULL, &cu, &info);
+    CHECK(s == BONSAI_OK, "embedded: %s", bonsai_last_error());
+    if (s == BONSAI_OK) {
+        CHECK(info.source == BONSAI_CUDA_FROM_EMBEDDED_CUBIN || sm < 80 || sm % 10 != 0 ||
+                  (sm != 80 && sm != 90),
+              "sm_%d: embedded cubin (got %s)", sm, bonsai_cuda_source_name(info.source));
+        ref = run_probe(cu, &p, &n_ref);
+        CHECK(count_nonfinite(ref, n_ref) == 0, "embedded results written");
+        bonsai_cuda_close(cu);
+    }
+
+    s = open_with(BONSAI_CUDA_PIPELINE_CACHE, dir, &cu, &info);
+    CHECK(s == BONSAI_ERR_NOT_FOUND, "cache, empty dir -> NOT_FOUND: %s", bonsai_status_name(s));
+
+    struct { bonsai_cuda_pipeline p; bonsai_cuda_source want; const char *name; } levels[] = {
+        {BONSAI_CUDA_PIPELINE_NVRTC, BONSAI_CUDA_FROM_NVRTC, "nvrtc"},
+        {BONSAI_CUDA_PIPELINE_CACHE, BONSAI_CUDA_FROM_CACHE, "cache"},
+        {BONSAI_CUDA_PIPELINE_JIT, BONSAI_CUDA_FROM_CACHE, "jit (cache present)"},
+    };
+    char cache_file[1024] = "";
+    for (size_t i = 0; i < 3; i++) {
+        s = open_with(levels[i].p, dir, &cu, &info);
+        if (!CHECK(s == BONSAI_OK, "%s: %s", levels[i].name, bonsai_last_error()))
+            continue;
+        CHECK(info.source == levels[i].want, "%s: loaded from %s", levels[i].name,
+              bonsai_cuda_source_name(info.source));
+        CHECK(info.load_ms > 0 && info.nvrtc_major > 0, "%s: load %.1f ms, NVRTC %d.%d",
+              levels[i].name, info.load_ms, info.nvrtc_major, info.nvrtc_minor);
+        snprintf(cache_file, sizeof cache_file, "%s", info.cache_path);
+        got = run_probe(cu, &p, &n);
+        CHECK(ref && n == n_ref && memcmp(got, ref, n * sizeof *got) == 0,
+              "%s: results bit-identical to the embedded cubin", levels[i].name);
+        free(got);
+        bonsai_cuda_close(cu);
+    }
+    struct stat st;
+    CHECK(cache_file[0] && stat(cache_file, &st) == 0 && st.st_size > 40, "cache file %s exists",
+          cache_file);
+
+    static const char *const damages[] = {"corrupt", "truncated", "foreign"};
+    for (int how = 0; how < 3; how++) {
+        damage(cache_file, how);
+        s = open_with(BONSAI_CUDA_PIPELINE_CACHE, dir, &cu, &info);
+        CHECK(s == BONSAI_ERR_FORMAT, "%s file, cache only -> FORMAT: %s", damages[how],
+              bonsai_status_name(s));
+        s = open_with(BONSAI_CUDA_PIPELINE_JIT, dir, &cu, &info);
+        if (!CHECK(s == BONSAI_OK, "%s file, jit: %s", damages[how], bonsai_last_error()))
+            continue;
+        CHECK(info.source == BONSAI_CUDA_FROM_NVRTC && info.cache_note[0],
+              "%s file detected and rebuilt (%s; note: %s)", damages[how],
+              bonsai_cuda_source_name(info.source), info.cache_note);
+        got = run_probe(cu, &p, &n);
+        CHECK(ref && n == n_ref && memcmp(got, ref, n * sizeof *got) == 0,
+              "%s file: rebuilt kernels bit-identical", damages[how]);
+        free(got);
+        bonsai_cuda_close(cu);
+        s = open_with(BONSAI_CUDA_PIPELINE_CACHE, dir, &cu, &info);
+        CHECK(s == BONSAI_OK && info.source == BONSAI_CUDA_FROM_CACHE,
+              "%s file: the rebuilt cache loads", damages[how]);
+        if (s == BONSAI_OK)
+            bonsai_cuda_close(cu);
+    }
+
+    // unwritable cache directory (below a regular file): works, with a note
+    char blocked[1100];
+    snprintf(blocked, sizeof blocked, "%s/file", dir);
+    FILE *f = fopen(blocked, "w");
+    if (f)
+        fclose(f);
+    strcat(blocked, "/cache");
+    s = open_with(BONSAI_CUDA_PIPELINE_JIT, blocked, &cu, &info);
+    if (CHECK(s == BONSAI_OK, "unwritable cache dir: %s", bonsai_last_error())) {
+        CHECK(info.source == BONSAI_CUDA_FROM_NVRTC && info.cache_note[0],
+              "unwritable cache dir: nvrtc, note: %s", info.cache_note);
+        got = run_probe(cu, &p, &n);
+        CHECK(ref && n == n_ref && memcmp(got, ref, n * sizeof *got) == 0,
+              "unwritable cache dir: results bit-identical");
+        free(got);
+        bonsai_cuda_close(cu);
+    }
+
+    // environment
+    setenv("BONSAI_CUDA_PIPELINE", "bogus", 1);
+    s = open_with(BONSAI_CUDA_PIPELINE_AUTO, dir, &cu, &info);
+    CHECK(s == BONSAI_ERR_INVALID_ARG && strstr(bonsai_last_error(), "bogus"),
+          "BONSAI_CUDA_PIPELINE=bogus -> INVALID_ARG: %s", bonsai_last_error());
+    setenv("BONSAI_CUDA_PIPELINE", "cache", 1);
+    setenv("BONSAI_CACHE_DIR", dir, 1);
+    s = open_with(BONSAI_CUDA_PIPELINE_AUTO, NULL, &cu, &info);
+    CHECK(s == BONSAI_OK && info.source == BONSAI_CUDA_FROM_CACHE,
+          "BONSAI_CUDA_PIPELINE=cache with BONSAI_CACHE_DIR: %s", bonsai_last_error());
+    if (s == BONSAI_OK)
+        bonsai_cuda_close(cu);
+    unsetenv("BONSAI_CUDA_PIPELINE");
+    unsetenv("BONSAI_CACHE_DIR");
+
+    free(ref);
+    free(p.x);
+    free_matrix(&p.w[0]);
+    free_matrix(&p.w[1]);
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "note: could not remove %s\n", dir);
+}
+
+int main(void)
+{
+    harness_init();
+    test_api_without_device();
+    test_nvrtc_compiles();
+
+    bonsai_cuda *cu = NULL;
+    bonsai_status s = bonsai_cuda_open(NULL, &cu);
+    if (s == BONSAI_ERR_NO_CUDA_DEVICE) {
+        CHECK(strstr(bonsai_last_error(), "CUDA") != NULL, "no-device message: %s",
+              bonsai_last_error());
+        for (int i = 0; i < GPU_GROUPS; i++)
+            skip("GPU case group %d of %d: %s", i + 1, GPU_GROUPS, bonsai_last_error());
+        return harness_finish();
+    }
+    if (!CHECK(s == BONSAI_OK, "bonsai_cuda_open: %s", bonsai_last_error()))
+        return harness_finish();
+    bonsai_cuda_info info;
+    bonsai_cuda_get_info(cu, &info);
+    printf("device: %s (sm_%d%d, %d SMs, L2 %zu MiB), kernels from %s in %.1f ms\n", info.name,
+           info.cc_major, info.cc_minor, info.sm_count, info.l2_bytes >> 20,
+           bonsai_cuda_source_name(info.source), info.load_ms);
+    CHECK(info.cc_major >= 8 && info.sm_count > 0 && info.total_mem > 0, "device info");
+
+    const char *quick = getenv("BONSAI_TEST_QUICK"); // e.g. under compute-sanitizer
+    test_errors(cu);
+    test_token_counts(cu);
+    test_shapes(cu);
+    test_fused(cu);
+    bonsai_cuda_close(cu);
+    if (quick && *quick)
+        skip("pipeline levels: BONSAI_TEST_QUICK is set");
+    else
+        test_pipeline(&info);
+    return harness_finish();
+}
