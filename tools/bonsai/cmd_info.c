@@ -31,8 +31,7 @@ static void print_build(void)
         printf("cpu tier selected: %s\n", bonsai_cpu_tier_name(tier));
     else
         printf("cpu tier selected: none (%s)\n", bonsai_last_error());
-    /* ---- CUDA device section: the CUDA backend adds one call here that
-     * prints its device lines (a function from its own file). ---- */
+    info_cuda_print(); /* info_cuda.c */
 }
 
 /* One metadata value in a line: scalars in full, strings up to 60 bytes,

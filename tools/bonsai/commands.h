@@ -9,4 +9,6 @@ int cmd_synth(int argc, char **argv); /* cmd_synth.c */
 int cmd_info(int argc, char **argv);  /* cmd_info.c */
 int cmd_run(int argc, char **argv);
 
+void info_cuda_print(void); /* info_cuda.c: the CUDA lines of bonsai info */
+
 #endif

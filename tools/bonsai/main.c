@@ -32,6 +32,7 @@ static void print_version(void)
         printf("cpu tier selected: %s\n", bonsai_cpu_tier_name(tier));
     else
         printf("cpu tier selected: none (%s)\n", bonsai_last_error());
+    printf("cuda archs built: %s\n", bonsai_cuda_archs_built());
 }
 
 static void print_usage(FILE *f)
