@@ -5,23 +5,40 @@
  *     s_j = (q[t][h] . K[g][j]) / sqrt(D)     for j in [0, p]
  *     out[t][h] = sum_j softmax(s)_j V[g][j]
  * q, out [m][H*D]; K, V [KV][n_ctx][D] (positions 0 .. p already stored).
- * Work is split over the context's pool by (head, chunk of tokens); each
- * worker keeps its scores in its own row of scores [n_threads][n_ctx].
- * Reference: the float64 forward in tests/test_model.c. */
+ *
+ * The query rows (t, h) of one KV head are taken in groups of up to four
+ * (the heads of a token first, then the next token), so each key and value
+ * row loaded serves four queries. Work is split over the context's pool by
+ * (KV head, chunk of tokens); each worker has its own [4][n_ctx] scores.
+ * The portable kernel is here; attention_avx2.c has the AVX2 + FMA one.
+ * Reference: the float64 forward in tests/model_fixture.h. */
 #include <math.h>
 
 #include "cpu/context.h"
+#include "model/attention.h"
 #include "model/model_internal.h"
 
 #define TOKENS_PER_TASK 16
 
-typedef struct attn_job {
-    const bonsai_hparams *hp;
-    uint32_t n_ctx, n_past;
-    size_t m, chunks;
-    const float *q, *k, *v;
-    float *scores, *out;
-} attn_job;
+void bonsai_attn_softmax(const bonsai_attn_group *g, float *scores, size_t stride, size_t n_max,
+                         float inv[BONSAI_ATTN_ROWS])
+{
+    for (int r = 0; r < g->n_rows; r++) {
+        float *s = scores + (size_t)r * stride;
+        const size_t n = g->n_keys[r];
+        float mx = -INFINITY;
+        for (size_t j = 0; j < n; j++)
+            mx = s[j] > mx ? s[j] : mx;
+        float sum = 0;
+        for (size_t j = 0; j < n; j++) {
+            s[j] = expf(s[j] - mx);
+            sum += s[j];
+        }
+        for (size_t j = n; j < n_max; j++)
+            s[j] = 0;
+        inv[r] = 1.0f / sum;
+    }
+}
 
 /* dot product of n floats with 8 independent partial sums */
 static float dot(const float *a, const float *b, size_t n)
@@ -37,49 +54,67 @@ static float dot(const float *a, const float *b, size_t n)
     return s + ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
 }
 
-/* y += a * x for n floats */
-static void axpy(float *y, float a, const float *x, size_t n)
+static void group_portable(const bonsai_attn_group *g, const float *K, const float *V,
+                           uint32_t D, float scale, float *scores, size_t stride)
 {
-    for (size_t i = 0; i < n; i++)
-        y[i] += a * x[i];
+    size_t n_max = 0;
+    for (int r = 0; r < g->n_rows; r++) {
+        float *s = scores + (size_t)r * stride;
+        for (size_t j = 0; j < g->n_keys[r]; j++)
+            s[j] = dot(g->q[r], K + j * D, D) * scale;
+        n_max = g->n_keys[r] > n_max ? g->n_keys[r] : n_max;
+    }
+    float inv[BONSAI_ATTN_ROWS];
+    bonsai_attn_softmax(g, scores, stride, n_max, inv);
+    for (int r = 0; r < g->n_rows; r++) {
+        const float *p = scores + (size_t)r * stride;
+        float *o = g->out[r];
+        for (uint32_t i = 0; i < D; i++)
+            o[i] = 0;
+        for (size_t j = 0; j < g->n_keys[r]; j++) {
+            const float *v = V + j * D;
+            for (uint32_t i = 0; i < D; i++)
+                o[i] += p[j] * v[i];
+        }
+        for (uint32_t i = 0; i < D; i++)
+            o[i] *= inv[r];
+    }
 }
 
-static void attend_one(const attn_job *jb, size_t t, uint32_t h, float *s)
-{
-    const uint32_t D = jb->hp->head_dim, H = jb->hp->n_heads;
-    const uint32_t g = h / (H / jb->hp->n_kv_heads);
-    const size_t n_keys = (size_t)jb->n_past + t + 1;
-    const float *q = jb->q + t * H * D + (size_t)h * D;
-    const float *K = jb->k + (size_t)g * jb->n_ctx * D; /* [n_ctx][D] */
-    const float *V = jb->v + (size_t)g * jb->n_ctx * D;
-    const float scale = 1.0f / sqrtf((float)D);
-    float mx = -INFINITY;
-    for (size_t j = 0; j < n_keys; j++) {
-        s[j] = dot(q, K + j * D, D) * scale;
-        mx = s[j] > mx ? s[j] : mx;
-    }
-    float sum = 0;
-    for (size_t j = 0; j < n_keys; j++) {
-        s[j] = expf(s[j] - mx);
-        sum += s[j];
-    }
-    const float inv = 1.0f / sum;
-    float *o = jb->out + t * H * D + (size_t)h * D;
-    for (uint32_t i = 0; i < D; i++)
-        o[i] = 0;
-    for (size_t j = 0; j < n_keys; j++)
-        axpy(o, s[j] * inv, V + j * D, D);
-}
+typedef struct attn_job {
+    const bonsai_hparams *hp;
+    uint32_t n_ctx, n_past;
+    size_t m, chunks;
+    const float *q, *k, *v;
+    float *scores, *out;
+    bonsai_attn_group_fn kernel;
+} attn_job;
 
 static void attn_task(void *arg, size_t task, int worker)
 {
     const attn_job *jb = arg;
-    const uint32_t h = (uint32_t)(task / jb->chunks);
+    const uint32_t D = jb->hp->head_dim, H = jb->hp->n_heads;
+    const uint32_t G = H / jb->hp->n_kv_heads; /* query heads per KV head */
+    const uint32_t kvh = (uint32_t)(task / jb->chunks);
     const size_t t0 = (task % jb->chunks) * TOKENS_PER_TASK;
     const size_t t1 = t0 + TOKENS_PER_TASK < jb->m ? t0 + TOKENS_PER_TASK : jb->m;
-    float *s = jb->scores + (size_t)worker * jb->n_ctx;
-    for (size_t t = t0; t < t1; t++)
-        attend_one(jb, t, h, s);
+    const float *K = jb->k + (size_t)kvh * jb->n_ctx * D; /* [n_ctx][D] */
+    const float *V = jb->v + (size_t)kvh * jb->n_ctx * D;
+    float *scores = jb->scores + (size_t)worker * BONSAI_ATTN_ROWS * jb->n_ctx;
+    const float scale = 1.0f / sqrtf((float)D);
+    /* rows i = (t - t0) * G + hh, taken four at a time */
+    const size_t n_rows = (t1 - t0) * G;
+    for (size_t i0 = 0; i0 < n_rows; i0 += BONSAI_ATTN_ROWS) {
+        bonsai_attn_group g = {.n_rows = 0};
+        for (size_t i = i0; i < n_rows && i < i0 + BONSAI_ATTN_ROWS; i++) {
+            const size_t t = t0 + i / G, h = (size_t)kvh * G + i % G;
+            g.q[g.n_rows] = jb->q + t * H * D + h * D;
+            g.out[g.n_rows] = jb->out + t * H * D + h * D;
+            g.n_keys[g.n_rows] = (size_t)jb->n_past + t + 1;
+            g.n_rows++;
+        }
+        jb->kernel(&g, K, V, D, scale, scores, jb->n_ctx);
+    }
 }
 
 void bonsai_attention(bonsai_ctx *ctx, const bonsai_hparams *hp, uint32_t n_ctx, uint32_t n_past,
@@ -88,6 +123,12 @@ void bonsai_attention(bonsai_ctx *ctx, const bonsai_hparams *hp, uint32_t n_ctx,
 {
     attn_job jb = {.hp = hp, .n_ctx = n_ctx, .n_past = n_past, .m = m,
                    .chunks = (m + TOKENS_PER_TASK - 1) / TOKENS_PER_TASK,
-                   .q = q, .k = k_layer, .v = v_layer, .scores = scores, .out = out};
-    bonsai_pool_run(ctx->pool, (size_t)hp->n_heads * jb.chunks, attn_task, &jb);
+                   .q = q, .k = k_layer, .v = v_layer, .scores = scores, .out = out,
+                   .kernel = group_portable};
+#ifdef BONSAI_HAVE_AVX2
+    const bonsai_cpu_tier tier = bonsai_ctx_tier(ctx);
+    if ((tier == BONSAI_TIER_AVX2 || tier == BONSAI_TIER_AVX512) && hp->head_dim % 16 == 0)
+        jb.kernel = bonsai_attn_group_avx2;
+#endif
+    bonsai_pool_run(ctx->pool, (size_t)hp->n_kv_heads * jb.chunks, attn_task, &jb);
 }

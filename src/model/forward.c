@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "cpu/context.h"
 #include "model/model_internal.h"
 
 typedef struct pass {
@@ -72,14 +73,68 @@ static bonsai_status embed(const bonsai_model *mdl, const int32_t *tokens, size_
     return BONSAI_OK;
 }
 
-/* Per-head RMSNorm and RoPE of q and k, then k and v into the cache. */
-static void qk_norm_rope_store(const pass *p, const bonsai_layer *L, size_t il)
+/* Token-parallel steps: fn over tokens [t0, t1), spread over the pool in
+ * chunks when there are several tokens. */
+typedef void (*token_fn)(const pass *p, const void *arg, size_t t0, size_t t1);
+
+typedef struct token_job {
+    const pass *p;
+    token_fn fn;
+    const void *arg;
+    size_t per_task;
+} token_job;
+
+static void token_task(void *arg, size_t task, int worker)
 {
+    const token_job *jb = arg;
+    (void)worker;
+    const size_t t0 = task * jb->per_task;
+    const size_t t1 = t0 + jb->per_task < jb->p->m ? t0 + jb->per_task : jb->p->m;
+    jb->fn(jb->p, jb->arg, t0, t1);
+}
+
+static void for_tokens(const pass *p, token_fn fn, const void *arg)
+{
+    const size_t tasks_wanted = 4 * (size_t)bonsai_ctx_n_threads(p->ctx);
+    token_job jb = {p, fn, arg, (p->m + tasks_wanted - 1) / tasks_wanted};
+    bonsai_pool_run(p->ctx->pool, (p->m + jb.per_task - 1) / jb.per_task, token_task, &jb);
+}
+
+typedef struct norm_args {
+    const float *x, *w;
+    float *y;
+} norm_args;
+
+static void norm_tokens(const pass *p, const void *arg, size_t t0, size_t t1)
+{
+    const norm_args *a = arg;
+    const bonsai_hparams *hp = &p->s->model->hp;
+    const size_t E = hp->n_embd;
+    bonsai_rms_norm(a->x + t0 * E, a->w, t1 - t0, E, hp->rms_eps, a->y + t0 * E);
+}
+
+/* y = rmsnorm(x) * w for the pass's tokens, x and y [m][E] */
+static void norm_all(const pass *p, const float *x, const float *w, float *y)
+{
+    norm_args a = {x, w, y};
+    for_tokens(p, norm_tokens, &a);
+}
+
+typedef struct qk_args {
+    const bonsai_layer *L;
+    size_t il;
+} qk_args;
+
+/* Per-head RMSNorm and RoPE of q and k, then k and v into the cache. */
+static void qk_norm_rope_store(const pass *p, const void *arg, size_t t0, size_t t1)
+{
+    const qk_args *a = arg;
+    const bonsai_layer *L = a->L;
     bonsai_session *s = p->s;
     const bonsai_hparams *hp = &s->model->hp;
     const uint32_t D = hp->head_dim, H = hp->n_heads, KV = hp->n_kv_heads;
-    const size_t layer_off = il * (size_t)KV * s->n_ctx * D;
-    for (size_t t = 0; t < p->m; t++) {
+    const size_t layer_off = a->il * (size_t)KV * s->n_ctx * D;
+    for (size_t t = t0; t < t1; t++) {
         float *q = s->q + t * H * D, *k = s->k + t * KV * D, *v = s->v + t * KV * D;
         const float *rope = s->rope + t * D;
         bonsai_rms_norm(q, L->q_norm, H, D, hp->rms_eps, q);
@@ -104,19 +159,20 @@ static bonsai_status layer_pass(const pass *p, size_t il)
     const size_t m = p->m;
     bonsai_status st;
 
-    bonsai_rms_norm(s->x, L->attn_norm, m, hp->n_embd, hp->rms_eps, s->xn);
+    norm_all(p, s->x, L->attn_norm, s->xn);
     if ((st = linear(p, &L->wq, s->xn, 0, 0, s->q)) != BONSAI_OK ||
         (st = linear(p, &L->wk, s->xn, 1, 0, s->k)) != BONSAI_OK ||
         (st = linear(p, &L->wv, s->xn, 1, 0, s->v)) != BONSAI_OK)
         return st;
-    qk_norm_rope_store(p, L, il);
+    qk_args qa = {L, il};
+    for_tokens(p, qk_norm_rope_store, &qa);
     const size_t layer_off = il * (size_t)hp->n_kv_heads * s->n_ctx * hp->head_dim;
     bonsai_attention(p->ctx, hp, s->n_ctx, s->n_past, m, s->q, s->k_cache + layer_off,
                      s->v_cache + layer_off, s->scores, s->att);
     if ((st = linear(p, &L->wo, s->att, 0, 1, s->x)) != BONSAI_OK)
         return st;
 
-    bonsai_rms_norm(s->x, L->ffn_norm, m, hp->n_embd, hp->rms_eps, s->xn);
+    norm_all(p, s->x, L->ffn_norm, s->xn);
     if ((st = swiglu(p, L, s->xn, s->h)) != BONSAI_OK)
         return st;
     return linear(p, &L->down, s->h, 0, 1, s->x);

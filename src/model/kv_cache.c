@@ -6,6 +6,7 @@
 
 #include "core/alloc.h"
 #include "core/error.h"
+#include "model/attention.h"
 #include "model/model_internal.h"
 
 static void free_buffers(bonsai_session *s)
@@ -39,7 +40,7 @@ bonsai_status bonsai_session_create(bonsai_model *m, bonsai_session **out)
     if (ok) {
         s->k_cache = bonsai_alloc_array(cache, sizeof(float));
         s->v_cache = bonsai_alloc_array(cache, sizeof(float));
-        s->scores = bonsai_alloc_array((size_t)bonsai_ctx_n_threads(m->ctx) * s->n_ctx,
+        s->scores = bonsai_alloc_array((size_t)bonsai_ctx_n_threads(m->ctx) * BONSAI_ATTN_ROWS * s->n_ctx,
                                        sizeof(float));
     }
     if (!ok || !s->k_cache || !s->v_cache || !s->scores) {

@@ -62,7 +62,7 @@ struct bonsai_session {
     float *h;    /* [cap][F] SwiGLU output */
     float *rope; /* [cap][D/2][2] cos, sin per position */
     bonsai_block_q8 *xq; /* [cap][max(E, H*D, F)/128] */
-    float *scores;       /* [n_threads][n_ctx] attention scratch */
+    float *scores;       /* [n_threads][4][n_ctx] attention scratch */
 };
 
 /* weights.c: reads hyperparameters and every tensor, checking all. */
