@@ -4,7 +4,8 @@
  *   f32 mode: logits NMSE <= 1e-8 at each of 64 decode steps;
  *   q8 mode:  logits NMSE <= 1e-3 at each step and the same greedy token in
  *             >= 95% of all steps;
- *   prefill-then-decode gives decode-only's greedy tokens and close logits;
+ *   prefill-then-decode gives decode-only's logits (f32: NMSE <= 1e-9 and
+ *   the same greedy tokens; q8: NMSE <= 1e-3, tokens in the 95% count);
  *   a prompt longer than one pass (chunked prefill) matches the reference;
  *   tied and untied LM heads; head_dim != hidden / heads (4B-like) and
  *   head_dim from hidden / heads when key_length is absent;
@@ -134,13 +135,15 @@ static void prefill_vs_decode(const fx_model *fm, const char *name, bonsai_act_m
           "%s: prefill %zu: %s", name, n_prompt, bonsai_last_error());
     for (size_t i = 0; i < n_prompt; i++)
         bonsai_session_decode(b, toks[i], lb, V);
-    /* q8: prefill (GEMM) and decode (GEMV) sum in other orders; a last-bit
-     * difference can flip an int8 rounding downstream, so q8 logits agree to
-     * the q8 accuracy bound, not bit for bit (greedy tokens must match). */
-    double tol = mode == BONSAI_ACT_F32 ? 1e-9 : 1e-3;
-    /* decode-only's logits as the float64 reference of the comparison */
+    /* f32: GEMM and GEMV differ only by fp32 rounding, so the logits agree
+     * closely and the greedy tokens exactly. q8: a last-bit difference can
+     * flip one int8 rounding of a later quantization, and the flips spread,
+     * so the two runs differ by q8 noise (the bound of the reference test)
+     * and their greedy tokens join the >= 95% agreement count. */
+    const int q8 = mode == BONSAI_ACT_Q8;
+    const double tol = q8 ? 1e-3 : 1e-9;
     double *ref = malloc(V * sizeof *ref);
-    int same = 1, close = 1;
+    int same = 0, close = 1;
     double worst = 0;
     for (size_t step = 0;; step++) {
         for (size_t i = 0; i < V; i++)
@@ -148,18 +151,23 @@ static void prefill_vs_decode(const fx_model *fm, const char *name, bonsai_act_m
         double e = nmse(la, ref, V);
         worst = e > worst ? e : worst;
         close &= e <= tol;
-        same &= fx_argmax_f(la, V) == fx_argmax_f(lb, V);
+        same += fx_argmax_f(la, V) == fx_argmax_f(lb, V);
         if (step == 12)
             break;
-        /* continue both with the greedy token of the decode-only run */
+        /* both continue with the same token: decode-only's greedy choice */
         int32_t next = (int32_t)fx_argmax_f(lb, V);
         CHECK(bonsai_session_decode(a, next, la, V) == BONSAI_OK &&
                   bonsai_session_decode(b, next, lb, V) == BONSAI_OK,
               "%s: decode after prefill", name);
     }
-    CHECK(same && close, "%s [%s, prompt %zu]: prefill-then-decode vs decode-only: same greedy "
-          "%d, worst logits NMSE %.3g (tol %.0e)", name, mode == BONSAI_ACT_F32 ? "f32" : "q8",
-          n_prompt, same, worst, tol);
+    if (q8) {
+        greedy_total += 13;
+        greedy_same += (size_t)same;
+    }
+    CHECK(close && (q8 || same == 13),
+          "%s [%s, prompt %zu]: prefill-then-decode vs decode-only: same greedy token in %d "
+          "of 13 steps, worst logits NMSE %.3g (tol %.0e)",
+          name, q8 ? "q8" : "f32", n_prompt, same, worst, tol);
     free(ref);
     free(toks);
     free(la);
