@@ -2,6 +2,8 @@
 BUILD ?= build
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
+# the model `make run` generates with: synthesized on first use
+RUN_MODEL ?= $(BUILD)/models/bonsai-1.7b.gguf
 
 .PHONY: all build run test test-native test-aarch64 clean
 
@@ -14,6 +16,10 @@ build:
 run: build
 	@$(BUILD)/bonsai --version
 	@$(BUILD)/bonsai bench kernels --shape 4096x4096,4096x12288 --type q1,tq2 --mode q8,f32 -r 5
+	@test -f $(RUN_MODEL) || { mkdir -p $(dir $(RUN_MODEL)) && echo "synthesizing $(RUN_MODEL) (once; random weights, Bonsai-1.7B shape)"; \
+		$(BUILD)/bonsai synth --preset bonsai-1.7b -o $(RUN_MODEL); }
+	@echo "bonsai run: 32 tokens after an 8-token prompt (token ids; greedy)"
+	@$(BUILD)/bonsai run -m $(RUN_MODEL) -p 1,2,3,4,5,6,7,8 -n 32 --temp 0
 
 test: test-native test-aarch64
 

@@ -295,6 +295,7 @@ int cmd_run(int argc, char **argv)
     if (o.n_predict > 0) {
         generated++;
         putchar('\n');
+        fflush(stdout);
     }
     double t_gen = now_s() - t0;
     fprintf(stderr, "prompt: %ld tokens in %.3f s (%.2f t/s)\n", n_prompt, t_prompt,
