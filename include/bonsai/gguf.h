@@ -50,6 +50,10 @@ bonsai_gguf_params bonsai_gguf_default_params(void);
 bonsai_status bonsai_gguf_open(const char *path, const bonsai_gguf_params *params,
                                bonsai_gguf **out);
 void bonsai_gguf_close(bonsai_gguf *g); /* NULL is a no-op */
+/* The same reader over a buffer in memory (size bytes at data), which must
+ * stay valid and unchanged until close; tensor data points into it. */
+bonsai_status bonsai_gguf_open_memory(const void *data, size_t size,
+                                      const bonsai_gguf_params *params, bonsai_gguf **out);
 
 uint32_t bonsai_gguf_version(const bonsai_gguf *g);
 /* Which reading of id 42 was chosen (AUTO if no tensor has id 42). */

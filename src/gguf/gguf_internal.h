@@ -92,6 +92,7 @@ typedef struct gguf_kv {
 struct bonsai_gguf {
     const uint8_t *map;
     size_t size;
+    int owns_map;               /* 1: mapped by bonsai_gguf_open, unmapped by close */
     uint32_t version;
     uint32_t alignment;
     size_t data_start;          /* file offset of the data section */

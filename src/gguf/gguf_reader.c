@@ -106,47 +106,93 @@ static void report(const bonsai_gguf_params *p, const char *what, uint64_t done,
         p->progress(p->progress_user, what, done, total);
 }
 
-bonsai_status bonsai_gguf_open(const char *path, const bonsai_gguf_params *params,
-                               bonsai_gguf **out)
+static bonsai_status check_params(const bonsai_gguf_params *params, const char *name,
+                                  bonsai_gguf_params *p)
 {
-    if (!path || !out)
-        return bonsai_fail(BONSAI_ERR_NULL_ARG, "gguf open: path or out is NULL");
-    *out = NULL;
-    bonsai_gguf_params p = params ? *params : bonsai_gguf_default_params();
-    if ((unsigned)p.q2_variant > BONSAI_Q2_GGML_G64)
+    *p = params ? *params : bonsai_gguf_default_params();
+    if ((unsigned)p->q2_variant > BONSAI_Q2_GGML_G64)
         return bonsai_fail(BONSAI_ERR_INVALID_ARG, "gguf open %s: q2_variant %d is not one of "
-                           "AUTO, TQ2_0_G128, PRISM_G128, GGML_G64", path, (int)p.q2_variant);
-    bonsai_gguf *g = calloc(1, sizeof *g);
-    if (!g)
-        return bonsai_fail(BONSAI_ERR_OUT_OF_MEMORY, "gguf open %s: no memory", path);
-    bonsai_status s = map_file(path, g);
-    if (s != BONSAI_OK) {
-        free(g);
-        return s;
-    }
-    report(&p, "gguf", 0, 3);
+                           "AUTO, TQ2_0_G128, PRISM_G128, GGML_G64", name, (int)p->q2_variant);
+    return BONSAI_OK;
+}
+
+/* Parses the bytes g->map[0, g->size); name is used in messages. */
+static bonsai_status parse(bonsai_gguf *g, const bonsai_gguf_params *p, const char *name)
+{
+    if (g->size < GGUF_HEADER_BYTES)
+        return bonsai_fail(BONSAI_ERR_FORMAT, "%s is %zu bytes; a GGUF header needs %u", name,
+                           g->size, GGUF_HEADER_BYTES);
+    report(p, "gguf", 0, 3);
     gguf_cursor c = {g->map, g->size, 0};
     uint64_t n_tensors = 0, n_kv = 0;
-    s = read_header(g, &c, &n_tensors, &n_kv, path);
+    bonsai_status s = read_header(g, &c, &n_tensors, &n_kv, name);
     if (s == BONSAI_OK)
         s = gguf_parse_metadata(g, &c, n_kv);
     if (s == BONSAI_OK)
         s = read_alignment(g);
-    report(&p, "gguf", 1, 3);
+    report(p, "gguf", 1, 3);
     if (s == BONSAI_OK)
         s = gguf_parse_tensor_infos(g, &c, n_tensors);
     if (s == BONSAI_OK) {
         /* the data section starts at the next multiple of the alignment */
         size_t pad = (g->alignment - c.pos % g->alignment) % g->alignment;
         g->data_start = c.pos + pad < c.pos ? SIZE_MAX : c.pos + pad;
-        s = gguf_place_tensors(g, p.q2_variant);
+        s = gguf_place_tensors(g, p->q2_variant);
     }
-    report(&p, "gguf", 2, 3);
+    report(p, "gguf", 2, 3);
+    if (s == BONSAI_OK)
+        report(p, "gguf", 3, 3);
+    return s;
+}
+
+bonsai_status bonsai_gguf_open(const char *path, const bonsai_gguf_params *params,
+                               bonsai_gguf **out)
+{
+    if (!path || !out)
+        return bonsai_fail(BONSAI_ERR_NULL_ARG, "gguf open: path or out is NULL");
+    *out = NULL;
+    bonsai_gguf_params p;
+    bonsai_status s = check_params(params, path, &p);
+    if (s != BONSAI_OK)
+        return s;
+    bonsai_gguf *g = calloc(1, sizeof *g);
+    if (!g)
+        return bonsai_fail(BONSAI_ERR_OUT_OF_MEMORY, "gguf open %s: no memory", path);
+    s = map_file(path, g);
+    if (s != BONSAI_OK) {
+        free(g);
+        return s;
+    }
+    g->owns_map = 1;
+    s = parse(g, &p, path);
     if (s != BONSAI_OK) {
         bonsai_gguf_close(g);
         return s;
     }
-    report(&p, "gguf", 3, 3);
+    *out = g;
+    return BONSAI_OK;
+}
+
+bonsai_status bonsai_gguf_open_memory(const void *data, size_t size,
+                                      const bonsai_gguf_params *params, bonsai_gguf **out)
+{
+    if (!data || !out)
+        return bonsai_fail(BONSAI_ERR_NULL_ARG, "gguf open (memory): data or out is NULL");
+    *out = NULL;
+    bonsai_gguf_params p;
+    bonsai_status s = check_params(params, "(memory)", &p);
+    if (s != BONSAI_OK)
+        return s;
+    bonsai_gguf *g = calloc(1, sizeof *g);
+    if (!g)
+        return bonsai_fail(BONSAI_ERR_OUT_OF_MEMORY, "gguf open (memory): no memory");
+    g->map = data;
+    g->size = size;
+    s = parse(g, &p, "(memory)");
+    if (s != BONSAI_OK) {
+        bonsai_gguf_close(g);
+        return s;
+    }
     *out = g;
     return BONSAI_OK;
 }
@@ -164,7 +210,7 @@ void bonsai_gguf_close(bonsai_gguf *g)
     free(g->tensor_offsets);
     free(g->tensor_by_name);
     free(g->name_pool);
-    if (g->map)
+    if (g->map && g->owns_map)
         munmap((void *)g->map, g->size);
     free(g);
 }

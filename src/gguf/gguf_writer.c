@@ -149,8 +149,8 @@ void bonsai_gguf_writer_abort(bonsai_gguf_writer *w)
     free(w);
 }
 
-/* Common checks for adding a key; records the key. */
-static bonsai_status begin_key(bonsai_gguf_writer *w, const char *key, bonsai_gguf_type type)
+/* Refusals of a key, before anything is recorded (the writer stays usable). */
+static bonsai_status check_key(bonsai_gguf_writer *w, const char *key, bonsai_gguf_type type)
 {
     if (!w || !key)
         return bonsai_fail(BONSAI_ERR_NULL_ARG, "gguf writer: NULL writer or key");
@@ -172,6 +172,12 @@ static bonsai_status begin_key(bonsai_gguf_writer *w, const char *key, bonsai_gg
         if (strcmp(w->keys[i], key) == 0)
             return bonsai_fail(BONSAI_ERR_INVALID_ARG, "gguf writer %s: key %s added twice",
                                w->path, key);
+    return BONSAI_OK;
+}
+
+/* Records a checked key and encodes it with its type. */
+static bonsai_status begin_key(bonsai_gguf_writer *w, const char *key, bonsai_gguf_type type)
+{
     if (w->n_kv == w->cap_keys) {
         size_t cap = w->cap_keys ? 2 * w->cap_keys : 32;
         char **k = realloc(w->keys, cap * sizeof *k);
@@ -205,7 +211,10 @@ bonsai_status bonsai_gguf_writer_add_scalar(bonsai_gguf_writer *w, const char *k
     if (!value)
         return bonsai_fail(BONSAI_ERR_NULL_ARG, "gguf writer: key %s: NULL value",
                            key ? key : "(null)");
-    bonsai_status s = begin_key(w, key, type);
+    bonsai_status s = check_key(w, key, type);
+    if (s != BONSAI_OK)
+        return s;
+    s = begin_key(w, key, type);
     if (s == BONSAI_OK)
         s = put(w, &w->kv, value, n);
     return fail_sticky(w, s);
@@ -226,7 +235,10 @@ bonsai_status bonsai_gguf_writer_add_str(bonsai_gguf_writer *w, const char *key,
     if (!s)
         return bonsai_fail(BONSAI_ERR_NULL_ARG, "gguf writer: key %s: NULL string",
                            key ? key : "(null)");
-    bonsai_status st = begin_key(w, key, BONSAI_GGUF_STRING);
+    bonsai_status st = check_key(w, key, BONSAI_GGUF_STRING);
+    if (st != BONSAI_OK)
+        return st;
+    st = begin_key(w, key, BONSAI_GGUF_STRING);
     if (st == BONSAI_OK)
         st = put_str(w, &w->kv, s);
     return fail_sticky(w, st);
@@ -246,7 +258,10 @@ bonsai_status bonsai_gguf_writer_add_array(bonsai_gguf_writer *w, const char *ke
     if (count > SIZE_MAX / n)
         return bonsai_fail(BONSAI_ERR_OVERFLOW, "gguf writer: key %s: %llu elements overflow",
                            key ? key : "(null)", (unsigned long long)count);
-    bonsai_status s = begin_key(w, key, BONSAI_GGUF_ARRAY);
+    bonsai_status s = check_key(w, key, BONSAI_GGUF_ARRAY);
+    if (s != BONSAI_OK)
+        return s;
+    s = begin_key(w, key, BONSAI_GGUF_ARRAY);
     if (s == BONSAI_OK)
         s = put_u32(w, &w->kv, (uint32_t)elem_type);
     if (s == BONSAI_OK)
@@ -266,7 +281,10 @@ bonsai_status bonsai_gguf_writer_add_array_str(bonsai_gguf_writer *w, const char
         if (!strs[i])
             return bonsai_fail(BONSAI_ERR_NULL_ARG, "gguf writer: key %s: string %llu is NULL",
                                key ? key : "(null)", (unsigned long long)i);
-    bonsai_status s = begin_key(w, key, BONSAI_GGUF_ARRAY);
+    bonsai_status s = check_key(w, key, BONSAI_GGUF_ARRAY);
+    if (s != BONSAI_OK)
+        return s;
+    s = begin_key(w, key, BONSAI_GGUF_ARRAY);
     if (s == BONSAI_OK)
         s = put_u32(w, &w->kv, BONSAI_GGUF_STRING);
     if (s == BONSAI_OK)
@@ -282,7 +300,10 @@ bonsai_status bonsai_gguf_writer_add_encoded(bonsai_gguf_writer *w, const char *
     if (!bytes && n)
         return bonsai_fail(BONSAI_ERR_NULL_ARG, "gguf writer: key %s: NULL bytes",
                            key ? key : "(null)");
-    bonsai_status s = begin_key(w, key, type);
+    bonsai_status s = check_key(w, key, type);
+    if (s != BONSAI_OK)
+        return s;
+    s = begin_key(w, key, type);
     if (s == BONSAI_OK && n)
         s = put(w, &w->kv, bytes, n);
     return fail_sticky(w, s);
@@ -297,8 +318,8 @@ bonsai_status bonsai_gguf_writer_add_tensor(bonsai_gguf_writer *w, const char *n
     if (w->failed)
         return w->failed;
     if (w->data_started)
-        return fail_sticky(w, bonsai_fail(BONSAI_ERR_INVALID_ARG, "gguf writer %s: tensor %s "
-                                          "declared after data started", w->path, name));
+        return bonsai_fail(BONSAI_ERR_INVALID_ARG, "gguf writer %s: tensor %s declared after "
+                           "data started", w->path, name);
     size_t len = strlen(name);
     if (len == 0 || len > GGUF_MAX_TENSOR_NAME)
         return bonsai_fail(BONSAI_ERR_INVALID_ARG, "gguf writer %s: tensor name length %zu is "
