@@ -19,6 +19,7 @@ typedef struct fx_config {
     int tied;            /* no output.weight: the LM head is token_embd */
     int write_key_length;/* write qwen3.attention.key_length */
     bonsai_type wtype;   /* type of every matrix */
+    int qkv_apart;       /* store attn_output between attn_k and attn_v */
 } fx_config;
 
 enum { FX_U32 = 4, FX_F32 = 6, FX_STR = 8 }; /* GGUF value types */
@@ -166,10 +167,13 @@ static inline void fx_build(fx_model *fm, const fx_config *cfg)
         FX_T("attn_norm.weight", 1, E, 1, 1);
         FX_T("attn_q.weight", 2, E, QD, 0);
         FX_T("attn_k.weight", 2, E, KVD, 0);
+        if (cfg->qkv_apart)
+            FX_T("attn_output.weight", 2, QD, E, 0);
         FX_T("attn_v.weight", 2, E, KVD, 0);
         FX_T("attn_q_norm.weight", 1, D, 1, 1);
         FX_T("attn_k_norm.weight", 1, D, 1, 1);
-        FX_T("attn_output.weight", 2, QD, E, 0);
+        if (!cfg->qkv_apart)
+            FX_T("attn_output.weight", 2, QD, E, 0);
         FX_T("ffn_norm.weight", 1, E, 1, 1);
         FX_T("ffn_gate.weight", 2, E, F, 0);
         FX_T("ffn_up.weight", 2, E, F, 0);

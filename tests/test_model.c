@@ -8,7 +8,8 @@
  *   the same greedy tokens; q8: NMSE <= 1e-3, tokens in the 95% count);
  *   a prompt longer than one pass (chunked prefill) matches the reference;
  *   tied and untied LM heads; head_dim != hidden / heads (4B-like) and
- *   head_dim from hidden / heads when key_length is absent;
+ *   head_dim from hidden / heads when key_length is absent; Q, K, V back
+ *   to back in the file (one fused matmul) and apart (three);
  *   the context bound is refused with CONTEXT_FULL and nothing written.
  * The token stream is fixed random ids (teacher forcing), so one diverging
  * token does not change every later step. */
@@ -26,11 +27,11 @@ typedef struct named_config {
 
 static const named_config configs[] = {
     {"untied, head_dim = hidden/heads, GQA 4:2",
-     {2, 256, 4, 2, 64, 384, 300, 4096, 1000000.0f, 1e-6f, 0, 1, BONSAI_TYPE_Q1_0_G128}},
+     {2, 256, 4, 2, 64, 384, 300, 4096, 1000000.0f, 1e-6f, 0, 1, BONSAI_TYPE_Q1_0_G128, 0}},
     {"tied, 4B-like head_dim 64 != 128/4",
-     {2, 128, 4, 2, 64, 256, 200, 4096, 10000.0f, 1e-5f, 1, 1, BONSAI_TYPE_Q1_0_G128}},
-    {"no key_length key, MHA 2:2, head_dim 128",
-     {1, 256, 2, 2, 128, 512, 257, 2048, 500000.0f, 1e-6f, 0, 0, BONSAI_TYPE_Q1_0_G128}},
+     {2, 128, 4, 2, 64, 256, 200, 4096, 10000.0f, 1e-5f, 1, 1, BONSAI_TYPE_Q1_0_G128, 0}},
+    {"no key_length key, MHA 2:2, head_dim 128, Q K V apart in the file",
+     {1, 256, 2, 2, 128, 512, 257, 2048, 500000.0f, 1e-6f, 0, 0, BONSAI_TYPE_Q1_0_G128, 1}},
 };
 
 static char tmp_path[256];

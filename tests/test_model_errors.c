@@ -8,7 +8,7 @@
 #include "model_fixture.h"
 
 static const fx_config base = {2, 128, 2, 1, 64, 256, 64, 1024, 10000.0f, 1e-6f, 0, 1,
-                               BONSAI_TYPE_Q1_0_G128};
+                               BONSAI_TYPE_Q1_0_G128, 0};
 
 static char tmp_path[256];
 

@@ -4,7 +4,8 @@
  * head g = h / (H / KV):
  *     s_j = (q[t][h] . K[g][j]) / sqrt(D)     for j in [0, p]
  *     out[t][h] = sum_j softmax(s)_j V[g][j]
- * q, out [m][H*D]; K, V [KV][n_ctx][D] (positions 0 .. p already stored).
+ * q [m][q_stride] (heads at the start of each row), out [m][H*D];
+ * K, V [KV][n_ctx][D] (positions 0 .. p already stored).
  *
  * The query rows (t, h) of one KV head are taken in groups of up to four
  * (the heads of a token first, then the next token), so each key and value
@@ -84,7 +85,7 @@ static void group_portable(const bonsai_attn_group *g, const float *K, const flo
 typedef struct attn_job {
     const bonsai_hparams *hp;
     uint32_t n_ctx, n_past;
-    size_t m, chunks;
+    size_t m, chunks, q_stride;
     const float *q, *k, *v;
     float *scores, *out;
     bonsai_attn_group_fn kernel;
@@ -108,7 +109,7 @@ static void attn_task(void *arg, size_t task, int worker)
         bonsai_attn_group g = {.n_rows = 0};
         for (size_t i = i0; i < n_rows && i < i0 + BONSAI_ATTN_ROWS; i++) {
             const size_t t = t0 + i / G, h = (size_t)kvh * G + i % G;
-            g.q[g.n_rows] = jb->q + t * H * D + h * D;
+            g.q[g.n_rows] = jb->q + t * jb->q_stride + h * D;
             g.out[g.n_rows] = jb->out + t * H * D + h * D;
             g.n_keys[g.n_rows] = (size_t)jb->n_past + t + 1;
             g.n_rows++;
@@ -118,11 +119,11 @@ static void attn_task(void *arg, size_t task, int worker)
 }
 
 void bonsai_attention(bonsai_ctx *ctx, const bonsai_hparams *hp, uint32_t n_ctx, uint32_t n_past,
-                      size_t m, const float *q, const float *k_layer, const float *v_layer,
-                      float *scores, float *out)
+                      size_t m, const float *q, size_t q_stride, const float *k_layer,
+                      const float *v_layer, float *scores, float *out)
 {
     attn_job jb = {.hp = hp, .n_ctx = n_ctx, .n_past = n_past, .m = m,
-                   .chunks = (m + TOKENS_PER_TASK - 1) / TOKENS_PER_TASK,
+                   .chunks = (m + TOKENS_PER_TASK - 1) / TOKENS_PER_TASK, .q_stride = q_stride,
                    .q = q, .k = k_layer, .v = v_layer, .scores = scores, .out = out,
                    .kernel = group_portable};
 #ifdef BONSAI_HAVE_AVX2

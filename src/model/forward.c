@@ -6,6 +6,7 @@
  *   per layer:
  *     xn = rmsnorm(x) * attn_norm
  *     q, k, v = Wq xn, Wk xn, Wv xn                      [m][H*D], [m][KV*D]
+ *       (one matmul over a fused view when the file stores them back to back)
  *     q, k = rmsnorm per head (attn_q_norm, attn_k_norm); RoPE NeoX
  *     cache <- k, v;  a = attention(q, cache)            [m][H*D]
  *     x += Wo a
@@ -120,9 +121,18 @@ static void norm_all(const pass *p, const float *x, const float *w, float *y)
     for_tokens(p, norm_tokens, &a);
 }
 
+/* Where a pass finds each token's Q, K and V in s->qkv: fused, one row of
+ * [H*D + 2*KV*D] per token holding all three at the layer's offsets; apart,
+ * three blocks [m][H*D], [m][KV*D], [m][KV*D]. */
+typedef struct qkv_layout {
+    float *q, *k, *v;
+    size_t q_stride, k_stride, v_stride;
+} qkv_layout;
+
 typedef struct qk_args {
     const bonsai_layer *L;
     size_t il;
+    qkv_layout lay;
 } qk_args;
 
 /* Per-head RMSNorm and RoPE of q and k, then k and v into the cache. */
@@ -135,7 +145,8 @@ static void qk_norm_rope_store(const pass *p, const void *arg, size_t t0, size_t
     const uint32_t D = hp->head_dim, H = hp->n_heads, KV = hp->n_kv_heads;
     const size_t layer_off = a->il * (size_t)KV * s->n_ctx * D;
     for (size_t t = t0; t < t1; t++) {
-        float *q = s->q + t * H * D, *k = s->k + t * KV * D, *v = s->v + t * KV * D;
+        float *q = a->lay.q + t * a->lay.q_stride, *k = a->lay.k + t * a->lay.k_stride;
+        const float *v = a->lay.v + t * a->lay.v_stride;
         const float *rope = s->rope + t * D;
         bonsai_rms_norm(q, L->q_norm, H, D, hp->rms_eps, q);
         bonsai_rms_norm(k, L->k_norm, KV, D, hp->rms_eps, k);
@@ -160,15 +171,25 @@ static bonsai_status layer_pass(const pass *p, size_t il)
     bonsai_status st;
 
     norm_all(p, s->x, L->attn_norm, s->xn);
-    if ((st = linear(p, &L->wq, s->xn, 0, 0, s->q)) != BONSAI_OK ||
-        (st = linear(p, &L->wk, s->xn, 1, 0, s->k)) != BONSAI_OK ||
-        (st = linear(p, &L->wv, s->xn, 1, 0, s->v)) != BONSAI_OK)
-        return st;
-    qk_args qa = {L, il};
+    const size_t QD = (size_t)hp->n_heads * hp->head_dim, KVD = (size_t)hp->n_kv_heads * hp->head_dim;
+    qk_args qa = {L, il, {0}};
+    qkv_layout *lay = &qa.lay;
+    if (L->qkv.rows) {
+        if ((st = linear(p, &L->qkv, s->xn, 0, 0, s->qkv)) != BONSAI_OK)
+            return st;
+        *lay = (qkv_layout){s->qkv + L->q_off, s->qkv + L->k_off, s->qkv + L->v_off,
+                            L->qkv.rows, L->qkv.rows, L->qkv.rows};
+    } else {
+        *lay = (qkv_layout){s->qkv, s->qkv + m * QD, s->qkv + m * (QD + KVD), QD, KVD, KVD};
+        if ((st = linear(p, &L->wq, s->xn, 0, 0, lay->q)) != BONSAI_OK ||
+            (st = linear(p, &L->wk, s->xn, 1, 0, lay->k)) != BONSAI_OK ||
+            (st = linear(p, &L->wv, s->xn, 1, 0, lay->v)) != BONSAI_OK)
+            return st;
+    }
     for_tokens(p, qk_norm_rope_store, &qa);
     const size_t layer_off = il * (size_t)hp->n_kv_heads * s->n_ctx * hp->head_dim;
-    bonsai_attention(p->ctx, hp, s->n_ctx, s->n_past, m, s->q, s->k_cache + layer_off,
-                     s->v_cache + layer_off, s->scores, s->att);
+    bonsai_attention(p->ctx, hp, s->n_ctx, s->n_past, m, lay->q, lay->q_stride,
+                     s->k_cache + layer_off, s->v_cache + layer_off, s->scores, s->att);
     if ((st = linear(p, &L->wo, s->att, 0, 1, s->x)) != BONSAI_OK)
         return st;
 

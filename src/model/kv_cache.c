@@ -11,7 +11,7 @@
 
 static void free_buffers(bonsai_session *s)
 {
-    float **bufs[] = {&s->x, &s->xn, &s->q, &s->k, &s->v, &s->att, &s->h, &s->rope};
+    float **bufs[] = {&s->x, &s->xn, &s->qkv, &s->att, &s->h, &s->rope};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) {
         bonsai_free(*bufs[i]);
         *bufs[i] = NULL;
@@ -89,14 +89,12 @@ bonsai_status bonsai_session_reserve(bonsai_session *s, size_t m)
     free_buffers(s);
     s->x = bonsai_alloc_array(m * E, sizeof(float));
     s->xn = bonsai_alloc_array(m * E, sizeof(float));
-    s->q = bonsai_alloc_array(m * QD, sizeof(float));
-    s->k = bonsai_alloc_array(m * KVD, sizeof(float));
-    s->v = bonsai_alloc_array(m * KVD, sizeof(float));
+    s->qkv = bonsai_alloc_array(m * (QD + 2 * KVD), sizeof(float));
     s->att = bonsai_alloc_array(m * QD, sizeof(float));
     s->h = bonsai_alloc_array(m * F, sizeof(float));
     s->rope = bonsai_alloc_array(m * hp->head_dim, sizeof(float));
     s->xq = bonsai_alloc_array(m * (widest / BONSAI_QK), sizeof(bonsai_block_q8));
-    if (!s->x || !s->xn || !s->q || !s->k || !s->v || !s->att || !s->h || !s->rope || !s->xq) {
+    if (!s->x || !s->xn || !s->qkv || !s->att || !s->h || !s->rope || !s->xq) {
         free_buffers(s);
         return bonsai_fail(BONSAI_ERR_OUT_OF_MEMORY,
                            "session: no memory for the activations of %zu tokens", m);

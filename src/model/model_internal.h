@@ -28,6 +28,12 @@ typedef struct bonsai_hparams {
 
 typedef struct bonsai_layer {
     bonsai_matrix wq, wk, wv, wo, gate, up, down;
+    /* Q, K and V as one [H*D + 2*KV*D][E] view when the file stores them
+     * back to back (one matmul, one pass over the pool); qkv.rows == 0
+     * when they are apart. q_off, k_off, v_off: their first rows in it. */
+    bonsai_matrix qkv;
+    size_t q_off, k_off, v_off;
+    char qkv_name[48];
     float *attn_norm, *ffn_norm; /* [E], owned */
     float *q_norm, *k_norm;      /* [D], owned */
 } bonsai_layer;
@@ -55,9 +61,7 @@ struct bonsai_session {
     size_t cap;
     float *x;    /* [cap][E] residual stream */
     float *xn;   /* [cap][E] normed */
-    float *q;    /* [cap][H*D] */
-    float *k;    /* [cap][KV*D] */
-    float *v;    /* [cap][KV*D] */
+    float *qkv;  /* [cap][H*D + 2*KV*D]: Q, K, V of each token (see forward.c) */
     float *att;  /* [cap][H*D] attention output */
     float *h;    /* [cap][F] SwiGLU output */
     float *rope; /* [cap][D/2][2] cos, sin per position */
@@ -79,10 +83,11 @@ void bonsai_rope_apply(float *v, size_t n_heads, uint32_t head_dim, const float 
 
 /* attention.c: causal GQA attention of m query tokens at positions
  * n_past .. n_past + m - 1 over a layer's cache (which already holds them).
- * q [m][H*D], out [m][H*D]; k_layer, v_layer [KV][n_ctx][D]. */
+ * q: token t's heads at q + t * q_stride; out [m][H*D];
+ * k_layer, v_layer [KV][n_ctx][D]. */
 void bonsai_attention(bonsai_ctx *ctx, const bonsai_hparams *hp, uint32_t n_ctx, uint32_t n_past,
-                      size_t m, const float *q, const float *k_layer, const float *v_layer,
-                      float *scores, float *out);
+                      size_t m, const float *q, size_t q_stride, const float *k_layer,
+                      const float *v_layer, float *scores, float *out);
 
 /* kv_cache.c: makes the activation buffers hold m tokens. */
 bonsai_status bonsai_session_reserve(bonsai_session *s, size_t m);

@@ -188,6 +188,38 @@ static bonsai_status vector(bonsai_model *m, const char *name, uint32_t n, float
     return BONSAI_OK;
 }
 
+/* When Q, K and V lie back to back in the file (in any order) with one type,
+ * views them as one matrix so a single matmul computes all three. */
+static void fuse_qkv(uint32_t il, bonsai_layer *L)
+{
+    const bonsai_matrix *m[3] = {&L->wq, &L->wk, &L->wv};
+    size_t *off[3] = {&L->q_off, &L->k_off, &L->v_off};
+    int order[3] = {0, 1, 2}; /* by address */
+    for (int i = 0; i < 3; i++)
+        for (int j = i + 1; j < 3; j++)
+            if ((const uint8_t *)m[order[j]]->data < (const uint8_t *)m[order[i]]->data) {
+                int t = order[i];
+                order[i] = order[j];
+                order[j] = t;
+            }
+    L->qkv.rows = 0;
+    for (int i = 0; i < 2; i++) {
+        const bonsai_matrix *a = m[order[i]], *b = m[order[i + 1]];
+        if (a->type != b->type || (const uint8_t *)a->data + a->data_bytes != b->data)
+            return;
+    }
+    size_t rows = 0, bytes = 0;
+    for (int i = 0; i < 3; i++) {
+        *off[order[i]] = rows;
+        rows += m[order[i]]->rows;
+        bytes += m[order[i]]->data_bytes;
+    }
+    snprintf(L->qkv_name, sizeof L->qkv_name, "blk.%" PRIu32 ".attn_q+k+v", il);
+    L->qkv = (bonsai_matrix){.type = L->wq.type, .rows = rows, .k = L->wq.k,
+                             .data = m[order[0]]->data, .data_bytes = bytes,
+                             .name = L->qkv_name};
+}
+
 static bonsai_status read_layer(bonsai_model *m, uint32_t il, bonsai_layer *L)
 {
     const bonsai_hparams *hp = &m->hp;
@@ -209,6 +241,7 @@ static bonsai_status read_layer(bonsai_model *m, uint32_t il, bonsai_layer *L)
         (s = matrix(m, NAME("ffn_down.weight"), F, E, &L->down)))
         return s;
 #undef NAME
+    fuse_qkv(il, L);
     return BONSAI_OK;
 }
 
