@@ -5,7 +5,7 @@ CMAKE_FLAGS ?=
 # the model `make run` generates with: synthesized on first use
 RUN_MODEL ?= $(BUILD)/models/bonsai-1.7b.gguf
 
-.PHONY: all build run test test-native test-aarch64 clean
+.PHONY: all build run test test-native test-aarch64 fuzz clean
 
 all: build
 
@@ -30,5 +30,17 @@ test-native: build
 test-aarch64:
 	@./cmake/test-aarch64.sh
 
+# GGUF reader fuzzing (clang + libFuzzer + ASan), FUZZ_SECONDS long, seeded
+# with synthesized micro models; not part of build or test.
+FUZZ_SECONDS ?= 60
+fuzz: build
+	@cmake -S . -B $(BUILD)-fuzz -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+		-DBONSAI_FUZZ=ON -DBONSAI_CUDA=OFF >/dev/null
+	@cmake --build $(BUILD)-fuzz -j $(JOBS) --target fuzz_gguf
+	@mkdir -p $(BUILD)-fuzz/corpus
+	@for t in q1_0_g128 tq2_0_g128 q2_0_g64; do \
+		$(BUILD)/bonsai synth --preset micro --type $$t -o $(BUILD)-fuzz/corpus/micro-$$t.gguf; done
+	$(BUILD)-fuzz/fuzz/fuzz_gguf -max_total_time=$(FUZZ_SECONDS) -max_len=65536 $(BUILD)-fuzz/corpus
+
 clean:
-	rm -rf $(BUILD) $(BUILD)-aarch64
+	rm -rf $(BUILD) $(BUILD)-aarch64 $(BUILD)-fuzz

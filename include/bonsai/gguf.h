@@ -100,7 +100,8 @@ const bonsai_gguf_tensor *bonsai_gguf_find_tensor(const bonsai_gguf *g, const ch
 /* ---- synthetic models ----------------------------------------------------- */
 /* Presets (layers, hidden, q heads, kv heads, head_dim, ffn, vocab, context,
  * tied embeddings):
- *   tiny         2,  256,  4, 2,  64,   512,    512,  2048, no  (~0.3 MB in q1_0_g128)
+ *   micro        1,  128,  2, 1,  64,   128,    300,   512, no  (~30 kB: fuzz seeds)
+ *   tiny         2,  256,  4, 2,  64,   512,    512,  2048, no  (~0.2 MB in q1_0_g128)
  *   tiny-tied    as tiny with output.weight absent (LM head = token_embd)
  *   bonsai-1.7b 28, 2048, 16, 8, 128,  6144, 151936, 40960, yes
  *   bonsai-4b   36, 2560, 32, 8, 128,  9728, 151936, 40960, yes
@@ -111,7 +112,7 @@ const bonsai_gguf_tensor *bonsai_gguf_find_tensor(const bonsai_gguf *g, const ch
  * A 2-bit weight_type also writes bonsai.q2_layout = its type name, which
  * the reader uses to read id 42 without ambiguity. */
 typedef struct bonsai_synth_params {
-    const char *preset;       /* "tiny", "bonsai-1.7b", "bonsai-4b", "bonsai-8b" */
+    const char *preset;       /* a name from the table above (NULL: "tiny") */
     bonsai_type weight_type;  /* Q1_0_G128 (default) or a 2-bit type */
     uint64_t seed;
     bonsai_progress_fn progress;

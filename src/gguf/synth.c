@@ -2,10 +2,11 @@
  * arch qwen3, a small consistent tokenizer, every tensor of the real model
  * with random values) for the presets documented in bonsai/gguf.h.
  *
- * Tensors stream: each is generated in row chunks from its own xorshift
- * stream (seeded from the seed and the tensor's index, so the values do not
- * depend on the chunking), quantized with bonsai_quantize and written, so
- * memory stays at one chunk whatever the model size. Linear weights are
+ * Tensors stream: each is generated in row chunks (rows spread over a
+ * thread pool, one xorshift stream per row seeded from the seed, the
+ * tensor's index and the row, so values depend on neither chunking nor
+ * thread count), quantized with bonsai_quantize and written, so memory
+ * stays at one chunk whatever the model size. Linear weights are
  * uniform in [-a, a] with a = sqrt(3 / k) (variance 1/k, k = ne[0]); norm
  * weights are 1 +- 0.1, f32. */
 #include <math.h>
@@ -13,11 +14,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bonsai/kernels.h"
 #include "core/error.h"
+#include "core/threadpool.h"
 #include "gguf/gguf_types.h"
 #include "gguf/synth_internal.h"
 
 #define CHUNK_FLOATS (1u << 20)
+#define ROWS_PER_TASK 16
+#define SYNTH_MAX_THREADS 64
 #define MAX_SYNTH_TENSORS (3 + 11 * 64)
 
 typedef struct synth_preset {
@@ -27,6 +32,7 @@ typedef struct synth_preset {
 } synth_preset;
 
 static const synth_preset presets[] = {
+    {"micro", 1, 128, 2, 1, 64, 128, 300, 512, 0},
     {"tiny", 2, 256, 4, 2, 64, 512, 512, 2048, 0},
     {"tiny-tied", 2, 256, 4, 2, 64, 512, 512, 2048, 1},
     {"bonsai-1.7b", 28, 2048, 16, 8, 128, 6144, 151936, 40960, 1},
@@ -143,29 +149,59 @@ typedef struct stream_state {
     uint8_t *q;
     uint64_t done, total;
     const bonsai_synth_params *sp;
+    bonsai_pool *pool;
+    /* the chunk being made */
+    const synth_tensor *t;
+    size_t tensor_index;
+    uint64_t row0;
+    size_t rows, row_bytes;
+    bonsai_status status[SYNTH_MAX_THREADS];
 } stream_state;
+
+/* One task: rows [row0 + a, row0 + b) of the chunk, generated from one
+ * xorshift stream per row (so values depend on neither chunks nor
+ * threads), then quantized. */
+static void make_rows(void *arg, size_t task, int worker)
+{
+    stream_state *st = arg;
+    const synth_tensor *t = st->t;
+    size_t a = task * ROWS_PER_TASK, b = a + ROWS_PER_TASK < st->rows ? a + ROWS_PER_TASK : st->rows;
+    int norm = t->type == BONSAI_TYPE_F32;
+    float scale = norm ? 0.1f : sqrtf(3.0f / (float)t->ne0);
+    float offset = norm ? 1.0f : 0.0f;
+    size_t k = (size_t)t->ne0;
+    for (size_t r = a; r < b; r++) {
+        uint64_t rng = synth_rng_seed(st->sp->seed ^ (0x9e3779b97f4a7c15ull * (st->tensor_index + 1)),
+                                      st->row0 + r);
+        float *row = st->f + r * k;
+        for (size_t j = 0; j < k; j++) // [k]
+            row[j] = offset + scale * synth_rng_uniform(&rng);
+    }
+    bonsai_status s = bonsai_quantize(t->type, st->f + a * k, (b - a) * k,
+                                      st->q + a * st->row_bytes, (b - a) * st->row_bytes);
+    if (s != BONSAI_OK)
+        st->status[worker] = s;
+}
 
 /* Generates, quantizes and writes tensor t (index i) in row chunks. */
 static bonsai_status stream_tensor(bonsai_gguf_writer *w, const synth_tensor *t, size_t i,
                                    stream_state *st)
 {
-    uint64_t rng = synth_rng_seed(st->sp->seed, i);
-    int norm = t->type == BONSAI_TYPE_F32;
-    float scale = norm ? 0.1f : sqrtf(3.0f / (float)t->ne0);
-    float offset = norm ? 1.0f : 0.0f;
-    size_t row_bytes = t->bytes / t->ne1;
+    st->t = t;
+    st->tensor_index = i;
+    st->row_bytes = t->bytes / t->ne1;
     size_t rows_per_chunk = CHUNK_FLOATS / t->ne0; /* >= 1: every preset's k is < 2^20 */
     for (uint64_t r = 0; r < t->ne1; r += rows_per_chunk) {
-        size_t rows = (size_t)(t->ne1 - r < rows_per_chunk ? t->ne1 - r : rows_per_chunk);
-        size_t n = rows * (size_t)t->ne0;
-        for (size_t j = 0; j < n; j++) // [rows][k]
-            st->f[j] = offset + scale * synth_rng_uniform(&rng);
-        bonsai_status s = bonsai_quantize(t->type, st->f, n, st->q, rows * row_bytes);
-        if (s == BONSAI_OK)
-            s = bonsai_gguf_writer_write(w, st->q, rows * row_bytes);
+        st->row0 = r;
+        st->rows = (size_t)(t->ne1 - r < rows_per_chunk ? t->ne1 - r : rows_per_chunk);
+        bonsai_pool_run(st->pool, (st->rows + ROWS_PER_TASK - 1) / ROWS_PER_TASK, make_rows, st);
+        for (int k = 0; k < SYNTH_MAX_THREADS; k++)
+            if (st->status[k] != BONSAI_OK)
+                return st->status[k];
+        bonsai_status s = bonsai_gguf_writer_write(w, st->q, st->rows * st->row_bytes);
         if (s != BONSAI_OK)
             return s;
-        st->done += rows * row_bytes;
+        st->done += st->rows * st->row_bytes;
         if (st->sp->progress)
             st->sp->progress(st->sp->progress_user, "synth", st->done, st->total);
     }
@@ -183,7 +219,7 @@ static bonsai_status check_params(const char *path, const bonsai_synth_params *s
         if (strcmp(presets[i].name, name) == 0)
             *preset = &presets[i];
     if (!*preset)
-        return bonsai_fail(BONSAI_ERR_INVALID_ARG, "synth: unknown preset '%s' (known: tiny, "
+        return bonsai_fail(BONSAI_ERR_INVALID_ARG, "synth: unknown preset '%s' (known: micro, tiny, "
                            "tiny-tied, bonsai-1.7b, bonsai-4b, bonsai-8b)", name);
     switch (sp->weight_type) {
     case BONSAI_TYPE_Q1_0_G128: case BONSAI_TYPE_TQ2_0_G128: case BONSAI_TYPE_PQ2_0:
@@ -204,10 +240,17 @@ bonsai_status bonsai_synth_write(const char *path, const bonsai_synth_params *sp
     if (s != BONSAI_OK)
         return s;
     synth_tensor *list = malloc(MAX_SYNTH_TENSORS * sizeof *list);
-    stream_state st = {malloc(CHUNK_FLOATS * sizeof(float)), malloc(CHUNK_FLOATS * sizeof(float)), 0, 0, sp};
+    stream_state st = {0};
+    st.f = malloc(CHUNK_FLOATS * sizeof(float));
+    st.q = malloc(CHUNK_FLOATS * sizeof(float));
+    st.sp = sp;
     bonsai_gguf_writer *w = NULL;
     if (!list || !st.f || !st.q)
         s = bonsai_fail(BONSAI_ERR_OUT_OF_MEMORY, "synth %s: no memory for buffers", path);
+    int threads = bonsai_physical_cores();
+    if (s == BONSAI_OK)
+        s = bonsai_pool_create(threads < SYNTH_MAX_THREADS ? threads : SYNTH_MAX_THREADS,
+                               &st.pool);
     size_t n = s == BONSAI_OK ? list_tensors(p, sp->weight_type, list) : 0;
     if (s == BONSAI_OK)
         s = bonsai_gguf_writer_create(path, 32, &w);
@@ -228,6 +271,7 @@ bonsai_status bonsai_synth_write(const char *path, const bonsai_synth_params *sp
     } else {
         bonsai_gguf_writer_abort(w);
     }
+    bonsai_pool_free(st.pool);
     free(list);
     free(st.f);
     free(st.q);

@@ -11,7 +11,8 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: bonsai synth --preset NAME [--type TYPE] [--seed N] -o FILE\n"
-            "  --preset NAME  tiny, tiny-tied, bonsai-1.7b, bonsai-4b, bonsai-8b (default tiny)\n"
+            "  --preset NAME  micro, tiny, tiny-tied, bonsai-1.7b, bonsai-4b, bonsai-8b\n"
+            "                 (default tiny)\n"
             "  --type TYPE    q1_0_g128 (default), tq2_0_g128, pq2_0, q2_0_g64\n"
             "  --seed N       random seed (default 0)\n"
             "  -o FILE        output path (written atomically)\n");
