@@ -9,42 +9,30 @@
  * to src/core/fp16.c for every non-NaN value. */
 #include "cpu/avx512/avx512_internal.h"
 
-/* m = 1 runs the GEMV kernels (bits never become bytes); m > 1 expands a
- * tile of weights to bytes once and reuses it over the tokens. */
+/* Every token count runs the GEMM kernel for now, so that one token and many
+ * give bitwise the same sums (prefill and decode of a model must agree). */
 static void mm_q8_q1_vnni(const void *w, size_t k, size_t r0, size_t r1, const bonsai_block_q8 *x,
                           size_t m, float *y, size_t ldy)
 {
-    if (m == 1)
-        bonsai_avx512_gemv_q8_q1_vnni(w, k, r0, r1, x, y);
-    else
-        bonsai_avx512_gemm_q8_q1_vnni(w, k, r0, r1, x, m, y, ldy);
+    bonsai_avx512_gemm_q8_q1_vnni(w, k, r0, r1, x, m, y, ldy);
 }
 
 static void mm_q8_q1_bw(const void *w, size_t k, size_t r0, size_t r1, const bonsai_block_q8 *x,
                         size_t m, float *y, size_t ldy)
 {
-    if (m == 1)
-        bonsai_avx512_gemv_q8_q1_bw(w, k, r0, r1, x, y);
-    else
-        bonsai_avx512_gemm_q8_q1_bw(w, k, r0, r1, x, m, y, ldy);
+    bonsai_avx512_gemm_q8_q1_bw(w, k, r0, r1, x, m, y, ldy);
 }
 
 static void mm_q8_tq2_vnni(const void *w, size_t k, size_t r0, size_t r1,
                            const bonsai_block_q8 *x, size_t m, float *y, size_t ldy)
 {
-    if (m == 1)
-        bonsai_avx512_gemv_q8_tq2_vnni(w, k, r0, r1, x, y);
-    else
-        bonsai_avx512_gemm_q8_tq2_vnni(w, k, r0, r1, x, m, y, ldy);
+    bonsai_avx512_gemm_q8_tq2_vnni(w, k, r0, r1, x, m, y, ldy);
 }
 
 static void mm_q8_tq2_bw(const void *w, size_t k, size_t r0, size_t r1, const bonsai_block_q8 *x,
                          size_t m, float *y, size_t ldy)
 {
-    if (m == 1)
-        bonsai_avx512_gemv_q8_tq2_bw(w, k, r0, r1, x, y);
-    else
-        bonsai_avx512_gemm_q8_tq2_bw(w, k, r0, r1, x, m, y, ldy);
+    bonsai_avx512_gemm_q8_tq2_bw(w, k, r0, r1, x, m, y, ldy);
 }
 
 static void quantize_q8(const float *x, size_t k, bonsai_block_q8 *out)
