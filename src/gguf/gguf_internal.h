@@ -65,6 +65,20 @@ static inline int gguf_skip(gguf_cursor *c, uint64_t n)
     return 1;
 }
 
+/* Growth in step with what has been parsed, so a file's claimed counts
+ * never size an allocation (gguf_buffers.c). */
+/* Ensures *p holds at least need elements of elem bytes (doubling; new
+ * elements zeroed). 0 on overflow or no memory. */
+int gguf_grow(void **p, size_t *cap, size_t need, size_t elem);
+/* NUL-terminated strings appended to one buffer; owners keep offsets (the
+ * buffer moves when it grows). */
+typedef struct gguf_pool {
+    char *p;
+    size_t len, cap;
+} gguf_pool;
+/* Appends n bytes and a NUL; 0 on no memory. */
+int gguf_pool_add(gguf_pool *pool, const uint8_t *s, size_t n, size_t *off);
+
 /* A name and the position of its owner, sorted by name for lookup. */
 typedef struct gguf_name_index {
     const char *name;
@@ -79,7 +93,8 @@ long gguf_index_find(const gguf_name_index *ix, size_t n, const char *name);
 
 /* One metadata entry. Values stay in the mapping. */
 typedef struct gguf_kv {
-    const char *key;            /* NUL-terminated copy */
+    const char *key;            /* NUL-terminated copy (in key_pool) */
+    size_t key_off;             /* its offset in key_pool */
     bonsai_gguf_type type;
     const uint8_t *value;       /* scalar payload, or string length field */
     /* arrays only */
@@ -100,13 +115,15 @@ struct bonsai_gguf {
     gguf_kv *kvs;
     size_t n_kv;
     gguf_name_index *kv_by_key;
-    char *key_pool;
+    size_t cap_kv;
+    gguf_pool key_pool;
 
     bonsai_gguf_tensor *tensors;
     uint64_t *tensor_offsets;   /* as stored: relative to data_start */
-    size_t n_tensors;
+    size_t n_tensors, cap_tensors;
+    size_t *name_offsets;       /* each tensor name's offset in name_pool */
     gguf_name_index *tensor_by_name;
-    char *name_pool;
+    gguf_pool name_pool;
 
     bonsai_q2_variant q2_variant;
 };

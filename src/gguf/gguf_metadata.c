@@ -124,8 +124,8 @@ static bonsai_status index_strings(gguf_kv *kv)
     return BONSAI_OK;
 }
 
-/* Reads one key, copying it into the pool at *pool_pos. */
-static bonsai_status read_key(gguf_cursor *c, uint64_t index, char *pool, size_t *pool_pos,
+/* Reads one key into the pool; *key points at it until the pool grows. */
+static bonsai_status read_key(gguf_cursor *c, uint64_t index, gguf_pool *pool, size_t *off,
                               const char **key)
 {
     size_t at = c->pos;
@@ -150,12 +150,11 @@ static bonsai_status read_key(gguf_cursor *c, uint64_t index, char *pool, size_t
         return bonsai_fail(BONSAI_ERR_FORMAT,
                            "metadata entry %llu: key at file offset %zu contains a NUL byte",
                            (unsigned long long)index, at);
-    char *dst = pool + *pool_pos;
-    memcpy(dst, src, (size_t)len);
-    dst[len] = '\0';
-    *pool_pos += (size_t)len + 1;
+    if (!gguf_pool_add(pool, src, (size_t)len, off))
+        return bonsai_fail(BONSAI_ERR_OUT_OF_MEMORY, "metadata entry %llu: no memory for its "
+                           "key", (unsigned long long)index);
     c->pos += (size_t)len;
-    *key = dst;
+    *key = pool->p + *off;
     return BONSAI_OK;
 }
 
@@ -182,17 +181,15 @@ bonsai_status gguf_parse_metadata(bonsai_gguf *g, gguf_cursor *c, uint64_t n_kv)
                            "header says %llu metadata entries, but the %zu bytes left in the "
                            "file hold at most %zu", (unsigned long long)n_kv,
                            gguf_cursor_left(c), gguf_cursor_left(c) / GGUF_MIN_KV_BYTES);
-    g->n_kv = (size_t)n_kv;
-    g->kvs = calloc(g->n_kv ? g->n_kv : 1, sizeof *g->kvs);
-    /* every key is shorter than the file, so the pool is bounded by it */
-    g->key_pool = malloc(gguf_cursor_left(c) + g->n_kv + 1);
-    if (!g->kvs || !g->key_pool)
-        return bonsai_fail(BONSAI_ERR_OUT_OF_MEMORY, "no memory for %zu metadata entries",
-                           g->n_kv);
-    size_t pool_pos = 0;
-    for (size_t i = 0; i < g->n_kv; i++) {
+    /* entries grow as they are read: the claimed count sizes nothing */
+    for (size_t i = 0; i < (size_t)n_kv; i++) {
+        void *kvs = g->kvs;
+        if (!gguf_grow(&kvs, &g->cap_kv, i + 1, sizeof *g->kvs))
+            return bonsai_fail(BONSAI_ERR_OUT_OF_MEMORY, "no memory for metadata entry %zu", i);
+        g->kvs = kvs;
+        g->n_kv = i + 1;
         gguf_kv *kv = &g->kvs[i];
-        bonsai_status s = read_key(c, i, g->key_pool, &pool_pos, &kv->key);
+        bonsai_status s = read_key(c, i, &g->key_pool, &kv->key_off, &kv->key);
         if (s != BONSAI_OK)
             return s;
         uint32_t type;
@@ -219,5 +216,8 @@ bonsai_status gguf_parse_metadata(bonsai_gguf *g, gguf_cursor *c, uint64_t n_kv)
             return s;
         }
     }
+    /* the pool has stopped moving: point every key into it */
+    for (size_t i = 0; i < g->n_kv; i++)
+        g->kvs[i].key = g->key_pool.p + g->kvs[i].key_off;
     return sort_keys(g);
 }

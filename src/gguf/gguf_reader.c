@@ -205,11 +205,12 @@ void bonsai_gguf_close(bonsai_gguf *g)
         free(g->kvs[i].strs);
     free(g->kvs);
     free(g->kv_by_key);
-    free(g->key_pool);
+    free(g->key_pool.p);
     free(g->tensors);
     free(g->tensor_offsets);
     free(g->tensor_by_name);
-    free(g->name_pool);
+    free(g->name_pool.p);
+    free(g->name_offsets);
     if (g->map && g->owns_map)
         munmap((void *)g->map, g->size);
     free(g);

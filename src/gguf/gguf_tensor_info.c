@@ -48,8 +48,9 @@ bonsai_status gguf_tensor_bytes(const bonsai_gguf_tensor *t, bonsai_type type, s
     return BONSAI_OK;
 }
 
-/* Reads the name of tensor index into the pool. */
-static bonsai_status read_name(gguf_cursor *c, uint64_t index, char *pool, size_t *pool_pos,
+/* Reads the name of tensor index into the pool; *name points at it until
+ * the pool grows. */
+static bonsai_status read_name(gguf_cursor *c, uint64_t index, gguf_pool *pool, size_t *off,
                                const char **name)
 {
     size_t at = c->pos;
@@ -73,12 +74,11 @@ static bonsai_status read_name(gguf_cursor *c, uint64_t index, char *pool, size_
         return bonsai_fail(BONSAI_ERR_FORMAT,
                            "tensor %llu: name at file offset %zu contains a NUL byte",
                            (unsigned long long)index, at);
-    char *dst = pool + *pool_pos;
-    memcpy(dst, src, (size_t)len);
-    dst[len] = '\0';
-    *pool_pos += (size_t)len + 1;
+    if (!gguf_pool_add(pool, src, (size_t)len, off))
+        return bonsai_fail(BONSAI_ERR_OUT_OF_MEMORY, "tensor %llu: no memory for its name",
+                           (unsigned long long)index);
     c->pos += (size_t)len;
-    *name = dst;
+    *name = pool->p + *off;
     return BONSAI_OK;
 }
 
@@ -146,6 +146,23 @@ static bonsai_status sort_names(bonsai_gguf *g)
     return BONSAI_OK;
 }
 
+/* Makes room for tensor i in the arrays that grow with the tensors read. */
+static bonsai_status grow_tensors(bonsai_gguf *g, size_t i)
+{
+    size_t cap = g->cap_tensors, cap2 = g->cap_tensors, cap3 = g->cap_tensors;
+    void *t = g->tensors, *o = g->tensor_offsets, *n = g->name_offsets;
+    int ok = gguf_grow(&t, &cap, i + 1, sizeof *g->tensors);
+    g->tensors = t;
+    ok = ok && gguf_grow(&o, &cap2, i + 1, sizeof *g->tensor_offsets);
+    g->tensor_offsets = o;
+    ok = ok && gguf_grow(&n, &cap3, i + 1, sizeof *g->name_offsets);
+    g->name_offsets = n;
+    if (!ok)
+        return bonsai_fail(BONSAI_ERR_OUT_OF_MEMORY, "no memory for tensor info %zu", i);
+    g->cap_tensors = cap;
+    return BONSAI_OK;
+}
+
 bonsai_status gguf_parse_tensor_infos(bonsai_gguf *g, gguf_cursor *c, uint64_t n_tensors)
 {
     if (n_tensors > gguf_cursor_left(c) / GGUF_MIN_TENSOR_INFO_BYTES)
@@ -153,18 +170,14 @@ bonsai_status gguf_parse_tensor_infos(bonsai_gguf *g, gguf_cursor *c, uint64_t n
                            "header says %llu tensors, but the %zu bytes left in the file hold "
                            "at most %zu tensor infos", (unsigned long long)n_tensors,
                            gguf_cursor_left(c), gguf_cursor_left(c) / GGUF_MIN_TENSOR_INFO_BYTES);
-    g->n_tensors = (size_t)n_tensors;
-    size_t n = g->n_tensors ? g->n_tensors : 1;
-    g->tensors = calloc(n, sizeof *g->tensors);
-    g->tensor_offsets = calloc(n, sizeof *g->tensor_offsets);
-    g->name_pool = malloc(n * (GGUF_MAX_TENSOR_NAME + 1));
-    if (!g->tensors || !g->tensor_offsets || !g->name_pool)
-        return bonsai_fail(BONSAI_ERR_OUT_OF_MEMORY, "no memory for %zu tensor infos",
-                           g->n_tensors);
-    size_t pool_pos = 0;
-    for (size_t i = 0; i < g->n_tensors; i++) {
+    /* the arrays grow as infos are read: the claimed count sizes nothing */
+    for (size_t i = 0; i < (size_t)n_tensors; i++) {
+        bonsai_status s = grow_tensors(g, i);
+        if (s != BONSAI_OK)
+            return s;
+        g->n_tensors = i + 1;
         bonsai_gguf_tensor *t = &g->tensors[i];
-        bonsai_status s = read_name(c, i, g->name_pool, &pool_pos, &t->name);
+        s = read_name(c, i, &g->name_pool, &g->name_offsets[i], &t->name);
         if (s == BONSAI_OK)
             s = read_shape(c, t);
         if (s == BONSAI_OK)
@@ -175,5 +188,8 @@ bonsai_status gguf_parse_tensor_infos(bonsai_gguf *g, gguf_cursor *c, uint64_t n
             return bonsai_fail(BONSAI_ERR_FORMAT,
                                "tensor %s: data offset runs past the end of the file", t->name);
     }
+    /* the pool has stopped moving: point every name into it */
+    for (size_t i = 0; i < g->n_tensors; i++)
+        g->tensors[i].name = g->name_pool.p + g->name_offsets[i];
     return sort_names(g);
 }
