@@ -1,7 +1,15 @@
-/* Persistent thread pool: tasks are claimed with an atomic counter. */
+/* Persistent thread pool: tasks are claimed with an atomic counter.
+ *
+ * The counter word holds the job's generation (high 32 bits) and the next
+ * task index (low 32 bits), so a worker can only claim tasks of the job it
+ * read the function of; the caller waits for the tasks to be done, not for
+ * every worker to show up. A worker that was asleep or descheduled while a
+ * job ran (other processes on the cores) costs that job nothing: the
+ * threads that are running take all of its tasks. */
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <time.h>
 
@@ -23,12 +31,14 @@ struct bonsai_pool {
     pthread_cond_t wake;
     atomic_uint generation;   /* bumped once per job */
     atomic_int stop;
-    /* the current job, written before generation is bumped */
-    bonsai_task_fn fn;
-    void *arg;
-    size_t n_tasks;
-    atomic_size_t next_task;
-    atomic_int busy_workers;  /* started threads still inside the job */
+    /* the current job, stored before claim is reset for it; atomics because
+     * a worker late for an old job may read them while a new job is set up
+     * (its claim then fails and the values are never used) */
+    _Atomic(bonsai_task_fn) fn;
+    _Atomic(void *) arg;
+    atomic_size_t n_tasks;
+    _Atomic uint64_t claim;   /* generation << 32 | next task index */
+    atomic_size_t done_tasks; /* tasks of the current job finished */
 };
 
 static long long now_ns(void)
@@ -47,13 +57,27 @@ static void cpu_relax(void)
 #endif
 }
 
-static void run_tasks(bonsai_pool *pool, int index)
+/* Claims and runs tasks of job generation gen until none is left (or the
+ * pool has moved on to another job). */
+static void run_tasks(bonsai_pool *pool, uint32_t gen, int index)
 {
+    uint64_t c = atomic_load_explicit(&pool->claim, memory_order_acquire);
     for (;;) {
-        size_t t = atomic_fetch_add_explicit(&pool->next_task, 1, memory_order_relaxed);
-        if (t >= pool->n_tasks)
-            break;
-        pool->fn(pool->arg, t, index);
+        if ((uint32_t)(c >> 32) != gen)
+            return;
+        const size_t t = (size_t)(uint32_t)c;
+        if (t >= atomic_load_explicit(&pool->n_tasks, memory_order_relaxed))
+            return;
+        bonsai_task_fn fn = atomic_load_explicit(&pool->fn, memory_order_relaxed);
+        void *arg = atomic_load_explicit(&pool->arg, memory_order_relaxed);
+        /* on failure c is reloaded; on success task t of job gen is ours, and
+         * the job cannot end (nor fn, arg change) before we finish it */
+        if (!atomic_compare_exchange_weak_explicit(&pool->claim, &c, c + 1,
+                                                   memory_order_acquire, memory_order_acquire))
+            continue;
+        fn(arg, t, index);
+        atomic_fetch_add_explicit(&pool->done_tasks, 1, memory_order_release);
+        c = atomic_load_explicit(&pool->claim, memory_order_acquire);
     }
 }
 
@@ -86,8 +110,7 @@ static void *worker_main(void *p)
         seen = wait_for_job(pool, seen);
         if (atomic_load(&pool->stop))
             break;
-        run_tasks(pool, w->index);
-        atomic_fetch_sub_explicit(&pool->busy_workers, 1, memory_order_release);
+        run_tasks(pool, (uint32_t)seen, w->index);
     }
     return NULL;
 }
@@ -153,24 +176,26 @@ void bonsai_pool_run(bonsai_pool *pool, size_t n_tasks, bonsai_task_fn fn, void 
 {
     if (n_tasks == 0)
         return;
-    if (pool->n_threads == 1 || n_tasks == 1) {
+    if (pool->n_threads == 1 || n_tasks == 1 || n_tasks > UINT32_MAX) {
         for (size_t t = 0; t < n_tasks; t++)
             fn(arg, t, 0);
         return;
     }
-    pool->fn = fn;
-    pool->arg = arg;
-    pool->n_tasks = n_tasks;
-    atomic_store_explicit(&pool->next_task, 0, memory_order_relaxed);
-    atomic_store_explicit(&pool->busy_workers, pool->n_threads - 1, memory_order_relaxed);
+    const uint32_t gen = (uint32_t)atomic_load_explicit(&pool->generation,
+                                                        memory_order_relaxed) + 1;
+    atomic_store_explicit(&pool->fn, fn, memory_order_relaxed);
+    atomic_store_explicit(&pool->arg, arg, memory_order_relaxed);
+    atomic_store_explicit(&pool->n_tasks, n_tasks, memory_order_relaxed);
+    atomic_store_explicit(&pool->done_tasks, 0, memory_order_relaxed);
+    atomic_store_explicit(&pool->claim, (uint64_t)gen << 32, memory_order_release);
     pthread_mutex_lock(&pool->lock);
-    atomic_fetch_add_explicit(&pool->generation, 1, memory_order_release);
+    atomic_store_explicit(&pool->generation, gen, memory_order_release);
     pthread_cond_broadcast(&pool->wake);
     pthread_mutex_unlock(&pool->lock);
 
-    run_tasks(pool, 0);
-    for (unsigned spins = 0; atomic_load_explicit(&pool->busy_workers, memory_order_acquire) > 0;
-         spins++) {
+    run_tasks(pool, gen, 0);
+    for (unsigned spins = 0;
+         atomic_load_explicit(&pool->done_tasks, memory_order_acquire) < n_tasks; spins++) {
         cpu_relax();
         if ((spins & 1023) == 1023)
             sched_yield();
