@@ -261,11 +261,15 @@ int cmd_run(int argc, char **argv)
         fprintf(stderr, "bonsai run: out of memory for the logits\n");
         goto done;
     }
-    for (long i = 0; i < n_prompt; i++)
-        if ((s = bonsai_sampler_accept(smp, prompt[i])) != BONSAI_OK) {
-            rc = fail("prompt", s);
-            goto done;
-        }
+    /* the last generated token needs no position: its logits are not used */
+    if ((uint64_t)n_prompt + (uint64_t)(o.n_predict > 0 ? o.n_predict - 1 : 0) > info.n_ctx) {
+        fprintf(stderr,
+                "bonsai run: %ld prompt tokens + %ld generated need %ld positions; the context "
+                "holds %u (raise -c)\n", n_prompt, o.n_predict,
+                n_prompt + (o.n_predict > 0 ? o.n_predict - 1 : 0), info.n_ctx);
+        rc = 2;
+        goto done;
+    }
     t0 = now_s();
     if ((s = bonsai_session_prefill(sess, prompt, (size_t)n_prompt, logits, info.n_vocab)) !=
         BONSAI_OK) {
@@ -273,6 +277,8 @@ int cmd_run(int argc, char **argv)
         goto done;
     }
     double t_prompt = now_s() - t0;
+    for (long i = 0; i < n_prompt; i++)
+        bonsai_sampler_accept(smp, prompt[i]); /* ids checked by the prefill */
     t0 = now_s();
     long generated = 0;
     for (; generated < o.n_predict; generated++) {
