@@ -119,6 +119,13 @@ bonsai_status bonsai_cuda_open(const bonsai_cuda_params *params, bonsai_cuda **o
         return bonsai_fail(BONSAI_ERR_OUT_OF_MEMORY, "bonsai_cuda_open: out of memory");
     cu->api = api;
     cu->gemm_min_tokens = 32;
+    cu->gemv_r8_min_rows = 65536;
+    const char *env = getenv("BONSAI_CUDA_GEMM_MIN_TOKENS"); // tuning knobs
+    if (env && atol(env) > 0)
+        cu->gemm_min_tokens = (size_t)atol(env);
+    env = getenv("BONSAI_CUDA_GEMV_R8_MIN_ROWS");
+    if (env && atol(env) > 0)
+        cu->gemv_r8_min_rows = (size_t)atol(env);
     s = check(cu, api->cuDeviceGet(&cu->dev, p.device), "cuDeviceGet");
     if (s == BONSAI_OK)
         s = check(cu, api->cuDevicePrimaryCtxRetain(&cu->ctx, cu->dev),

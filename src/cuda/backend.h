@@ -34,13 +34,18 @@ struct bonsai_cuda {
     bonsai_cuda_info info;
     CUfunction quantize;
     CUfunction gemv[BONSAI_CUDA_FMTS][BONSAI_CUDA_GEMV_NT];
+    CUfunction gemv_r2[BONSAI_CUDA_FMTS]; /* one token, 2 rows per warp */
     CUfunction gemv_swiglu[BONSAI_CUDA_FMTS][BONSAI_CUDA_GEMV_SWIGLU_NT];
     CUfunction gemm[BONSAI_CUDA_FMTS], gemm_swiglu[BONSAI_CUDA_FMTS];
     size_t gemm_smem[BONSAI_CUDA_FMTS];
     /* quantized activations: qs [m_pad][k] int8, d and s [k/128][m_pad] */
     CUdeviceptr act_qs, act_d, act_s;
     size_t act_bytes; /* capacity of act_qs; act_d/act_s hold act_bytes/128 */
+    size_t act_m, act_k; /* what the last quantize wrote */
+    int act_fmt;
+    int act_gemv; /* piece order for the GEMV (m < gemm_min_tokens), else block order */
     size_t gemm_min_tokens; /* m at or above which the tensor-core GEMM runs */
+    size_t gemv_r8_min_rows; /* one-token GEMV: 8 rows per warp from here, else 2 */
 };
 
 struct bonsai_cuda_buffer {
@@ -68,8 +73,20 @@ bonsai_status bonsai_cuda_load_kernels(bonsai_cuda *cu, const bonsai_cuda_params
  * needed); *cubin (free with free()) holds *n bytes. */
 bonsai_status bonsai_cuda_nvrtc_compile(int arch, void **cubin, size_t *n);
 
+/* The two halves of every matmul, for the bench (quantize once, time the
+ * matmul alone): quantize x [m][k] for w's format into the handle's
+ * activation buffers; then run w (and u for SwiGLU) on them. Arguments are
+ * checked by the public entry points, not here (except that the quantized
+ * activations must match w's k and format and hold at least m tokens). */
+bonsai_status bonsai_cuda_quantize_activations(bonsai_cuda *cu, const bonsai_cuda_matrix *w,
+                                               const bonsai_cuda_buffer *x, size_t m);
+bonsai_status bonsai_cuda_matmul_quantized(bonsai_cuda *cu, const bonsai_cuda_matrix *w,
+                                           const bonsai_cuda_matrix *u, size_t m,
+                                           bonsai_cuda_buffer *y, int add);
+
 /* Token count from which matmuls use the GEMM kernel instead of GEMV token
- * groups (default 32); tests lower it to 1 to run every m through both. */
+ * groups (default 32); tests move it to run every m through both. The
+ * quantize step decides the path (the two read different orders). */
 void bonsai_cuda_set_gemm_min_tokens(bonsai_cuda *cu, size_t m);
 
 #endif

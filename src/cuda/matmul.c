@@ -81,34 +81,51 @@ static bonsai_status check_args(bonsai_cuda *cu, const bonsai_cuda_matrix *w,
     return BONSAI_OK;
 }
 
-static bonsai_status run(bonsai_cuda *cu, const bonsai_cuda_matrix *w, const bonsai_cuda_matrix *u,
-                         const bonsai_cuda_buffer *x, size_t m, bonsai_cuda_buffer *y, int add,
-                         const char *fn)
+bonsai_status bonsai_cuda_quantize_activations(bonsai_cuda *cu, const bonsai_cuda_matrix *w,
+                                               const bonsai_cuda_buffer *x, size_t m)
 {
-    bonsai_status s = check_args(cu, w, u, x, m, y, fn);
-    if (s != BONSAI_OK)
-        return s;
     const size_t gt = BONSAI_CUDA_GEMM_TOKENS;
     const size_t m_pad = (m + gt - 1) / gt * gt;
-    if ((s = ensure_activations(cu, m_pad, w->k)) != BONSAI_OK)
+    bonsai_status s = ensure_activations(cu, m_pad, w->k);
+    if (s != BONSAI_OK)
         return s;
-
-    int im = (int)m, im_pad = (int)m_pad, ik = (int)w->k, fmt = w->fmt, rows = (int)w->rows;
-    int iadd = add;
-    CUdeviceptr xp = x->ptr, yp = y->ptr;
-    void *qargs[] = {&xp, &im, &im_pad, &ik, &fmt, &cu->act_qs, &cu->act_d, &cu->act_s};
+    int im = (int)m, im_pad = (int)m_pad, ik = (int)w->k, fmt = w->fmt;
+    int gemv_order = m < cu->gemm_min_tokens; // the path that will read them
+    CUdeviceptr xp = x->ptr;
+    void *args[] = {&xp,         &im,         &im_pad,     &ik,        &fmt,
+                    &gemv_order, &cu->act_qs, &cu->act_d,  &cu->act_s};
     const size_t units = (w->k / BONSAI_QK) * m_pad;
-    if ((s = launch(cu, cu->quantize, (unsigned)((units + 7) / 8), 1, 256, 0, qargs,
-                    "bonsai_quantize_q8")) != BONSAI_OK)
-        return s;
+    s = launch(cu, cu->quantize, (unsigned)((units + 7) / 8), 1, 256, 0, args,
+               "bonsai_quantize_q8");
+    if (s == BONSAI_OK) {
+        cu->act_m = m;
+        cu->act_k = w->k;
+        cu->act_fmt = w->fmt;
+        cu->act_gemv = gemv_order;
+    }
+    return s;
+}
 
+bonsai_status bonsai_cuda_matmul_quantized(bonsai_cuda *cu, const bonsai_cuda_matrix *w,
+                                           const bonsai_cuda_matrix *u, size_t m,
+                                           bonsai_cuda_buffer *y, int add)
+{
+    if (cu->act_m < m || cu->act_k != w->k || cu->act_fmt != w->fmt)
+        return bonsai_fail(BONSAI_ERR_INVALID_ARG,
+                           "CUDA matmul of %s: the quantized activations hold m = %zu, k = %zu "
+                           "(format %d); the call needs m = %zu, k = %zu (format %d)",
+                           w->name, cu->act_m, cu->act_k, cu->act_fmt, m, w->k, w->fmt);
+    const size_t gt = BONSAI_CUDA_GEMM_TOKENS;
+    int im = (int)m, im_pad = (int)((cu->act_m + gt - 1) / gt * gt), ik = (int)w->k;
+    int rows = (int)w->rows, iadd = add, fmt = w->fmt;
+    CUdeviceptr yp = y->ptr;
     CUdeviceptr ubits = u ? u->bits : w->bits, uscales = u ? u->scales : w->scales;
     void *args[] = {(void *)&w->bits, (void *)&w->scales, &ubits, &uscales, &rows, &ik,
                     &cu->act_qs, &cu->act_d, &cu->act_s, &im, &im_pad, &yp, &iadd};
-    if (m >= cu->gemm_min_tokens) {
+    if (!cu->act_gemv) {
         const unsigned tile_rows = u ? 64 : 128;
         return launch(cu, u ? cu->gemm_swiglu[fmt] : cu->gemm[fmt],
-                      (unsigned)(w->rows_pad / tile_rows), (unsigned)(m_pad / gt), 256,
+                      (unsigned)(w->rows_pad / tile_rows), (unsigned)((m + gt - 1) / gt), 512,
                       (unsigned)cu->gemm_smem[fmt], args, u ? "bonsai_gemm_swiglu" : "bonsai_gemm");
     }
     // GEMV token groups of nt tokens; rows per warp as in gemv.cu
@@ -117,12 +134,29 @@ static bonsai_status run(bonsai_cuda *cu, const bonsai_cuda_matrix *w, const bon
     while (i < max_i && (size_t)(1 << i) < m)
         i++;
     const int nt = 1 << i, nm = u ? 2 : 1;
-    const int rows_per_warp = nt * nm >= 4 ? 2 : 8 / nt;
+    int rows_per_warp = nt * nm >= 4 ? 2 : 8 / nt; // GEMV_ROWS in gemv.cu
+    CUfunction f = u ? cu->gemv_swiglu[fmt][i] : cu->gemv[fmt][i];
+    if (m == 1 && !u && w->rows < cu->gemv_r8_min_rows) {
+        rows_per_warp = 2;
+        f = cu->gemv_r2[fmt];
+    }
     const size_t rows_per_block = (size_t)rows_per_warp * BONSAI_CUDA_GEMV_WARPS;
-    return launch(cu, u ? cu->gemv_swiglu[fmt][i] : cu->gemv[fmt][i],
+    return launch(cu, f,
                   (unsigned)((w->rows + rows_per_block - 1) / rows_per_block),
                   (unsigned)((m + (size_t)nt - 1) / (size_t)nt), 32 * BONSAI_CUDA_GEMV_WARPS, 0,
                   args, u ? "bonsai_gemv_swiglu" : "bonsai_gemv");
+}
+
+static bonsai_status run(bonsai_cuda *cu, const bonsai_cuda_matrix *w, const bonsai_cuda_matrix *u,
+                         const bonsai_cuda_buffer *x, size_t m, bonsai_cuda_buffer *y, int add,
+                         const char *fn)
+{
+    bonsai_status s = check_args(cu, w, u, x, m, y, fn);
+    if (s == BONSAI_OK)
+        s = bonsai_cuda_quantize_activations(cu, w, x, m);
+    if (s == BONSAI_OK)
+        s = bonsai_cuda_matmul_quantized(cu, w, u, m, y, add);
+    return s;
 }
 
 bonsai_status bonsai_cuda_matmul(bonsai_cuda *cu, const bonsai_cuda_matrix *w,

@@ -242,6 +242,9 @@ static bonsai_status get_functions(bonsai_cuda *cu)
             snprintf(name, sizeof name, "bonsai_gemv_swiglu_%s_t%d", fmt[f], nt[i]);
             s = get_function(cu, name, &cu->gemv_swiglu[f][i]);
         }
+        snprintf(name, sizeof name, "bonsai_gemv_%s_t1_r2", fmt[f]);
+        if (s == BONSAI_OK)
+            s = get_function(cu, name, &cu->gemv_r2[f]);
         snprintf(name, sizeof name, "bonsai_gemm_%s", fmt[f]);
         if (s == BONSAI_OK)
             s = get_function(cu, name, &cu->gemm[f]);

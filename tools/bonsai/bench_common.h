@@ -179,5 +179,6 @@ void bench_kernel_options_usage(FILE *f);
 
 int bench_kernels_cpu(int argc, char **argv);
 int bench_model_cpu(int argc, char **argv);
+int bench_kernels_cuda(int argc, char **argv); /* bench_cuda.c */
 
 #endif

@@ -16,6 +16,7 @@ typedef struct bench_entry {
 
 static const bench_entry benches[] = {
     {"kernels", "cpu", bench_kernels_cpu, "matmul kernels vs the host's read bandwidth"},
+    {"kernels", "cuda", bench_kernels_cuda, "CUDA matmul kernels vs device copy bandwidth, cuBLAS bar"},
     {"model", "cpu", bench_model_cpu, "whole-model pp/tg t/s (llama-bench style) vs read bandwidth"},
 };
 #define N_BENCHES (sizeof benches / sizeof benches[0])

@@ -1,8 +1,9 @@
 /* gemm: Y = W X (or Y += W X, or H = silu(G X) * (U X)) for many tokens,
  * on int8 tensor cores (mma.sync.m16n8k32.s8, sm_80 and later).
  *
- * Reads weights and q8 activations in the layouts of layout.cuh; writes
- * y [m][rows] fp32 (token-major). A block of 256 threads computes a tile of
+ * Reads weights and q8 activations (block order) in the layouts of
+ * layout.cuh; writes
+ * y [m][rows] fp32 (token-major). A block of 512 threads computes a tile of
  * 128 weight rows x 128 tokens (SwiGLU: 64 gate rows interleaved with the
  * same 64 up rows, so each thread holds gate and up of the same outputs),
  * stepping over k one 128-block at a time through a 3-stage cp.async
@@ -12,10 +13,13 @@
  *   B: 128 tokens x 128 B of permuted int8 (row stride 144 B: the
  *      16-byte fragment loads of a quarter warp hit distinct banks),
  *      and the tokens' d and s.
- * 8 warps = 4 (rows) x 2 (tokens); each warp 32 rows x 64 tokens = 2 x 8
- * mma tiles. Weight bits become int8 in registers: Q1 (word >> t) & 0x01..,
- * TQ2 (word >> 2t) & 0x03.. (layout.cuh). After each 128-block the int32
- * sums are folded into fp32 accumulators: acc += d_w d_x (alpha S - s_x),
+ * 16 warps = 4 (rows) x 4 (tokens); each warp 32 rows x 32 tokens = 2 x 4
+ * mma tiles (16 warps, not 8 with twice the tiles: more warps per SM hide
+ * the latency of the mma chains and the per-block conversions). Weight bits become int8 in registers once per block: Q1
+ * (word >> t) & 0x01.., TQ2 (word >> 2t) & 0x03.. (layout.cuh). Each mma
+ * tile runs its block's 4 k-steps into a fresh int32 tile that is folded
+ * into fp32 right away (acc += d_w d_x (alpha S - s_x)), so conversion of
+ * one tile overlaps the mma of the next and only 4 int32 registers live,
  * with the int -> float conversion done by the 1.5 * 2^23 trick (exact for
  * |v| < 2^22; here |v| <= 3 * 128 * 127).
  * Shapes: rows padded to 128 on upload, k % 128 == 0, m_pad % 128 == 0.
@@ -57,44 +61,80 @@ __device__ __forceinline__ void mma_s8(int *c, u32 a0, u32 a1, u32 a2, u32 a3, u
         : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
 }
 
-/* Queues the copies of 128-block b into stage buffer st. */
+#define GEMM_THREADS 512
+#define GEMM_WN 4 /* warps along the tokens (x 4 along the rows) */
+#define GEMM_NT 4 /* 8-token mma tiles per warp: 4 x 8 x GEMM_WN = 128 tokens */
+
+/* One thread's share of a stage's copies, resolved once before the k loop:
+ * source pointers of block 0 and their advance per block. */
+struct gemm_copies {
+    const u8 *a;      // A chunk (NULL: none for this thread)
+    int a_dst;
+    const u8 *misc;   // one scale / d / s chunk (NULL: none)
+    int misc_dst;
+    size_t misc_step;
+    const u8 *b[2];   // two B chunks
+    int b_dst[2];
+};
+
 template <int FMT, bool SWIGLU>
-__device__ __forceinline__ void gemm_load(u8 *st, int b, int row_base, int tok_base,
-                                          const u8 *wbits, const u16 *wscales, const u8 *ubits,
-                                          const u16 *uscales, int k, const s8 *qs,
-                                          const float *xd, const int *xs, int m_pad)
+__device__ __forceinline__ gemm_copies gemm_plan(int row_base, int tok_base, const u8 *wbits,
+                                                 const u16 *wscales, const u8 *ubits,
+                                                 const u16 *uscales, int k, const s8 *qs,
+                                                 const float *xd, const int *xs, int m_pad)
 {
     typedef gemm_cfg<FMT> C;
     const int tid = threadIdx.x, nb = k / 128;
     const size_t row_bytes = (size_t)k / (FMT == FMT_Q1 ? 8 : 4);
-    // A: one (Q1) or two (TQ2) 16-byte chunks per tile row
-    if (C::ABYTES / 16 * 128 > tid) {
+    gemm_copies p;
+    p.a = NULL;
+    p.a_dst = 0;
+    if (tid < C::ABYTES / 16 * 128) { // A: one (Q1) or two (TQ2) 16-byte chunks per tile row
         const int a = tid / (C::ABYTES / 16), part = tid % (C::ABYTES / 16);
         const int mat = SWIGLU ? (a >> 4) & 1 : 0;
         const int row = SWIGLU ? row_base + (a >> 5) * 16 + (a & 15) : row_base + a;
-        const u8 *bits = mat ? ubits : wbits;
-        cp_async16(st + a * C::AST + part * 16,
-                   bits + (size_t)row * row_bytes + (size_t)b * C::ABYTES + part * 16);
+        p.a = (mat ? ubits : wbits) + (size_t)row * row_bytes + part * 16;
+        p.a_dst = a * C::AST + part * 16;
     }
-    if (tid < 16) { // scales: octet j of tile rows 8j..8j+7
-        const int j = tid;
+    p.misc = NULL;
+    p.misc_dst = 0;
+    p.misc_step = 0;
+    const int j = tid - 256;
+    if (j >= 0 && j < 16) { // scales: octet j of tile rows 8j..8j+7
         const int mat = SWIGLU ? (j >> 1) & 1 : 0;
         const int row = SWIGLU ? row_base + (j >> 2) * 16 + (j & 1) * 8 : row_base + 8 * j;
-        const u16 *scales = mat ? uscales : wscales;
-        cp_async16(st + C::OFF_W + 16 * j, scales + ((size_t)(row / 8) * nb + b) * 8);
-    } else if (tid < 48) {
-        const int j = tid - 16;
-        cp_async16(st + C::OFF_DX + 16 * j, xd + (size_t)b * m_pad + tok_base + 4 * j);
-    } else if (tid < 80) {
-        const int j = tid - 48;
-        cp_async16(st + C::OFF_SX + 16 * j, xs + (size_t)b * m_pad + tok_base + 4 * j);
+        p.misc = (const u8 *)((mat ? uscales : wscales) + (size_t)(row / 8) * nb * 8);
+        p.misc_dst = C::OFF_W + 16 * j;
+        p.misc_step = 16;
+    } else if (j >= 16 && j < 48) {
+        p.misc = (const u8 *)(xd + tok_base + 4 * (j - 16));
+        p.misc_dst = C::OFF_DX + 16 * (j - 16);
+        p.misc_step = (size_t)m_pad * 4;
+    } else if (j >= 48 && j < 80) {
+        p.misc = (const u8 *)(xs + tok_base + 4 * (j - 48));
+        p.misc_dst = C::OFF_SX + 16 * (j - 48);
+        p.misc_step = (size_t)m_pad * 4;
     }
 #pragma unroll
-    for (int i = 0; i < 4; i++) { // B: 128 tokens x 8 chunks
-        const int c = tid + 256 * i, n = c >> 3, ch = c & 7;
-        cp_async16(st + C::OFF_B + n * GEMM_BST + ch * 16,
-                   qs + (size_t)(tok_base + n) * k + (size_t)b * 128 + ch * 16);
+    for (int i = 0; i < 2; i++) { // B: 128 tokens x 8 chunks
+        const int c = tid + GEMM_THREADS * i, n = c >> 3, ch = c & 7;
+        p.b[i] = (const u8 *)qs + (size_t)(tok_base + n) * k + ch * 16;
+        p.b_dst[i] = C::OFF_B + n * GEMM_BST + ch * 16;
     }
+    return p;
+}
+
+/* Queues the copies of 128-block b into stage buffer st. */
+template <int FMT>
+__device__ __forceinline__ void gemm_load(u8 *st, int b, const gemm_copies &p)
+{
+    if (p.a)
+        cp_async16(st + p.a_dst, p.a + (size_t)b * gemm_cfg<FMT>::ABYTES);
+    if (p.misc)
+        cp_async16(st + p.misc_dst, p.misc + (size_t)b * p.misc_step);
+#pragma unroll
+    for (int i = 0; i < 2; i++)
+        cp_async16(st + p.b_dst[i], p.b[i] + (size_t)b * 128);
 }
 
 template <int FMT, bool SWIGLU>
@@ -110,23 +150,25 @@ __device__ __forceinline__ void gemm_body(const u8 *__restrict__ wbits,
     extern __shared__ __align__(16) u8 smem[];
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     const int warp_m = warp & 3, warp_n = warp >> 2, g = lane >> 2, t = lane & 3;
+    const int tok_warp = warp_n * (8 * GEMM_NT); // first token of this warp in the tile
     const int row_base = blockIdx.x * (SWIGLU ? 64 : 128), tok_base = blockIdx.y * 128;
     const int nb = k / 128;
 
-    float out[2][8][4];
+    float out[2][GEMM_NT][4];
 #pragma unroll
     for (int mt = 0; mt < 2; mt++)
 #pragma unroll
-        for (int nt = 0; nt < 8; nt++)
+        for (int nt = 0; nt < GEMM_NT; nt++)
 #pragma unroll
             for (int c = 0; c < 4; c++)
                 out[mt][nt][c] = 0.0f;
 
+    const gemm_copies plan = gemm_plan<FMT, SWIGLU>(row_base, tok_base, wbits, wscales, ubits,
+                                                     uscales, k, qs, xd, xs, m_pad);
 #pragma unroll
     for (int s = 0; s < GEMM_STAGES - 1; s++) {
         if (s < nb)
-            gemm_load<FMT, SWIGLU>(smem + s * C::STAGE, s, row_base, tok_base, wbits, wscales,
-                                   ubits, uscales, k, qs, xd, xs, m_pad);
+            gemm_load<FMT>(smem + s * C::STAGE, s, plan);
         asm volatile("cp.async.commit_group;");
     }
 
@@ -134,9 +176,8 @@ __device__ __forceinline__ void gemm_body(const u8 *__restrict__ wbits,
         asm volatile("cp.async.wait_group %0;" ::"n"(GEMM_STAGES - 2));
         __syncthreads();
         if (b + GEMM_STAGES - 1 < nb)
-            gemm_load<FMT, SWIGLU>(smem + ((b + GEMM_STAGES - 1) % GEMM_STAGES) * C::STAGE,
-                                   b + GEMM_STAGES - 1, row_base, tok_base, wbits, wscales,
-                                   ubits, uscales, k, qs, xd, xs, m_pad);
+            gemm_load<FMT>(smem + ((b + GEMM_STAGES - 1) % GEMM_STAGES) * C::STAGE,
+                           b + GEMM_STAGES - 1, plan);
         asm volatile("cp.async.commit_group;");
         const u8 *st = smem + (b % GEMM_STAGES) * C::STAGE;
 
@@ -152,46 +193,24 @@ __device__ __forceinline__ void gemm_body(const u8 *__restrict__ wbits,
                     wa[mt][hi][4 * v] = q.x; wa[mt][hi][4 * v + 1] = q.y;
                     wa[mt][hi][4 * v + 2] = q.z; wa[mt][hi][4 * v + 3] = q.w;
                 }
-        int acc[2][8][4];
+        // A fragments of the 4 k-steps, expanded to int8 once per block
+        u32 af[2][4][4]; // [m tile][k-step][a0..a3]
 #pragma unroll
         for (int mt = 0; mt < 2; mt++)
 #pragma unroll
-            for (int nt = 0; nt < 8; nt++)
-#pragma unroll
-                for (int c = 0; c < 4; c++)
-                    acc[mt][nt][c] = 0;
-#pragma unroll
-        for (int p = 0; p < 2; p++) { // k-steps 2p, 2p + 1
-            uint4 bf[8];
-#pragma unroll
-            for (int nt = 0; nt < 8; nt++)
-                bf[nt] = *(const uint4 *)(st + C::OFF_B +
-                                          (warp_n * 64 + nt * 8 + g) * GEMM_BST + 32 * t + 16 * p);
-#pragma unroll
-            for (int q = 0; q < 2; q++) {
-                const int kk = 2 * p + q;
-#pragma unroll
-                for (int mt = 0; mt < 2; mt++) {
-                    u32 a0, a1, a2, a3;
-                    if (FMT == FMT_Q1) {
-                        a0 = (wa[mt][0][kk] >> t) & 0x01010101u;
-                        a1 = (wa[mt][1][kk] >> t) & 0x01010101u;
-                        a2 = (wa[mt][0][kk] >> (t + 4)) & 0x01010101u;
-                        a3 = (wa[mt][1][kk] >> (t + 4)) & 0x01010101u;
-                    } else {
-                        a0 = (wa[mt][0][2 * kk] >> (2 * t)) & 0x03030303u;
-                        a1 = (wa[mt][1][2 * kk] >> (2 * t)) & 0x03030303u;
-                        a2 = (wa[mt][0][2 * kk + 1] >> (2 * t)) & 0x03030303u;
-                        a3 = (wa[mt][1][2 * kk + 1] >> (2 * t)) & 0x03030303u;
-                    }
-#pragma unroll
-                    for (int nt = 0; nt < 8; nt++)
-                        mma_s8(acc[mt][nt], a0, a1, a2, a3, q ? bf[nt].z : bf[nt].x,
-                               q ? bf[nt].w : bf[nt].y);
+            for (int kk = 0; kk < 4; kk++) {
+                if (FMT == FMT_Q1) {
+                    af[mt][kk][0] = (wa[mt][0][kk] >> t) & 0x01010101u;
+                    af[mt][kk][1] = (wa[mt][1][kk] >> t) & 0x01010101u;
+                    af[mt][kk][2] = (wa[mt][0][kk] >> (t + 4)) & 0x01010101u;
+                    af[mt][kk][3] = (wa[mt][1][kk] >> (t + 4)) & 0x01010101u;
+                } else {
+                    af[mt][kk][0] = (wa[mt][0][2 * kk] >> (2 * t)) & 0x03030303u;
+                    af[mt][kk][1] = (wa[mt][1][2 * kk] >> (2 * t)) & 0x03030303u;
+                    af[mt][kk][2] = (wa[mt][0][2 * kk + 1] >> (2 * t)) & 0x03030303u;
+                    af[mt][kk][3] = (wa[mt][1][2 * kk + 1] >> (2 * t)) & 0x03030303u;
                 }
             }
-        }
-        // fold this block's int32 sums into fp32
         float dw[2][2];
 #pragma unroll
         for (int mt = 0; mt < 2; mt++)
@@ -199,30 +218,41 @@ __device__ __forceinline__ void gemm_body(const u8 *__restrict__ wbits,
             for (int hi = 0; hi < 2; hi++)
                 dw[mt][hi] = half_bits_to_float(
                     *(const u16 *)(st + C::OFF_W + 2 * (warp_m * 32 + mt * 16 + g + 8 * hi)));
+        // per (n tile, m tile): the block's 4 mma into a fresh int32 tile, then
+        // fold it into fp32 at once, so the tensor cores work on the next
+        // tile while this one is converted
 #pragma unroll
-        for (int nt = 0; nt < 8; nt++) {
-            const int n = warp_n * 64 + nt * 8 + 2 * t;
+        for (int nt = 0; nt < GEMM_NT; nt++) {
+            const u8 *bp = st + C::OFF_B + (tok_warp + nt * 8 + g) * GEMM_BST + 32 * t;
+            const uint4 b01 = *(const uint4 *)bp, b23 = *(const uint4 *)(bp + 16);
+            const int n = tok_warp + nt * 8 + 2 * t;
             const float2 dx = *(const float2 *)(st + C::OFF_DX + 4 * n);
             const int2 sx = *(const int2 *)(st + C::OFF_SX + 4 * n);
 #pragma unroll
-            for (int mt = 0; mt < 2; mt++)
+            for (int mt = 0; mt < 2; mt++) {
+                int acc[4] = {0, 0, 0, 0};
+                mma_s8(acc, af[mt][0][0], af[mt][0][1], af[mt][0][2], af[mt][0][3], b01.x, b01.y);
+                mma_s8(acc, af[mt][1][0], af[mt][1][1], af[mt][1][2], af[mt][1][3], b01.z, b01.w);
+                mma_s8(acc, af[mt][2][0], af[mt][2][1], af[mt][2][2], af[mt][2][3], b23.x, b23.y);
+                mma_s8(acc, af[mt][3][0], af[mt][3][1], af[mt][3][2], af[mt][3][3], b23.z, b23.w);
 #pragma unroll
                 for (int c = 0; c < 4; c++) {
                     const int base = 0x4B400000 - (c & 1 ? sx.y : sx.x);
-                    const int v = (FMT == FMT_Q1 ? 2 : 1) * acc[mt][nt][c] + base;
+                    const int v = (FMT == FMT_Q1 ? 2 : 1) * acc[c] + base;
                     const float f = __int_as_float(v) - 12582912.0f;
                     out[mt][nt][c] = fmaf(f, dw[mt][c >> 1] * (c & 1 ? dx.y : dx.x),
                                           out[mt][nt][c]);
                 }
+            }
         }
     }
     asm volatile("cp.async.wait_group 0;");
 
 #pragma unroll
-    for (int nt = 0; nt < 8; nt++)
+    for (int nt = 0; nt < GEMM_NT; nt++)
 #pragma unroll
         for (int c = 0; c < 4; c++) {
-            const int tok = tok_base + warp_n * 64 + nt * 8 + 2 * t + (c & 1);
+            const int tok = tok_base + tok_warp + nt * 8 + 2 * t + (c & 1);
             if (tok >= m)
                 continue;
             if (SWIGLU) {
@@ -249,7 +279,7 @@ __device__ __forceinline__ void gemm_body(const u8 *__restrict__ wbits,
         float *__restrict__ y, int add
 #define GEMM_PASS wbits, wscales, ubits, uscales, rows, k, qs, xd, xs, m, m_pad, y, add
 #define GEMM(NAME, FMT, SWIGLU)                                               \
-    extern "C" __global__ void __launch_bounds__(256, 1) NAME(GEMM_ARGS)      \
+    extern "C" __global__ void __launch_bounds__(GEMM_THREADS, 1) NAME(GEMM_ARGS)      \
     {                                                                         \
         gemm_body<FMT, SWIGLU>(GEMM_PASS);                                    \
     }

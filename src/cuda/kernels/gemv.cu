@@ -1,6 +1,7 @@
 /* gemv: Y = W X (or Y += W X, or H = silu(G X) * (U X)) for a few tokens.
  *
- * Reads weights and q8 activations in the layouts of layout.cuh; writes
+ * Reads weights and q8 activations (piece order) in the layouts of
+ * layout.cuh; writes
  * y [m][rows] fp32 (token-major, leading dimension rows). Each warp owns R
  * consecutive rows (8 for one token, fewer for more, keeping registers); lane l takes the 128-blocks l, l+32, ... of those rows
  * (one 16-byte load per row per block for Q1, two for TQ2, plus one 16-byte
@@ -14,7 +15,7 @@
  * (grid.y = ceil(m / NT)). Grid.x = ceil(rows / (8 * warps per block)). */
 #include "layout.cuh"
 
-template <int FMT, int NT, bool SWIGLU>
+template <int FMT, int NT, bool SWIGLU, int ROWS>
 __device__ __forceinline__ void gemv_body(const u8 *__restrict__ wbits,
                                           const u16 *__restrict__ wscales,
                                           const u8 *__restrict__ ubits,
@@ -23,7 +24,7 @@ __device__ __forceinline__ void gemv_body(const u8 *__restrict__ wbits,
                                           const int *__restrict__ xs, int m, int m_pad,
                                           float *__restrict__ y, int add)
 {
-    constexpr int R = NT * (SWIGLU ? 2 : 1) >= 4 ? 2 : 8 / NT; // rows per warp
+    constexpr int R = ROWS; // rows per warp, a divisor of 8
     constexpr int WW = FMT == FMT_Q1 ? 4 : 8;  // weight words per row per block
     constexpr int NM = SWIGLU ? 2 : 1;         // matrices
     const int lane = threadIdx.x & 31;
@@ -68,10 +69,11 @@ __device__ __forceinline__ void gemv_body(const u8 *__restrict__ wbits,
                 const float dx = xd[(size_t)b * m_pad + tok0 + n];
                 const int sx = xs[(size_t)b * m_pad + tok0 + n];
                 u32 a[32];
-                const uint4 *ap = (const uint4 *)(qs + (size_t)(tok0 + n) * k + (size_t)b * 128);
+                // piece order (layout.cuh): piece v of block b at 16 (v nb + b)
+                const uint4 *ap = (const uint4 *)(qs + (size_t)(tok0 + n) * k) + b;
 #pragma unroll
                 for (int v = 0; v < 8; v++) {
-                    uint4 q = __ldg(ap + v);
+                    uint4 q = __ldg(ap + (size_t)v * nb);
                     a[4 * v] = q.x; a[4 * v + 1] = q.y; a[4 * v + 2] = q.z; a[4 * v + 3] = q.w;
                 }
 #pragma unroll
@@ -116,17 +118,23 @@ __device__ __forceinline__ void gemv_body(const u8 *__restrict__ wbits,
         const float *__restrict__ xd, const int *__restrict__ xs, int m, int m_pad,              \
         float *__restrict__ y, int add
 #define GEMV_PASS wbits, wscales, ubits, uscales, rows, k, qs, xd, xs, m, m_pad, y, add
-#define GEMV(NAME, FMT, NT, SWIGLU)                                           \
+/* Rows per warp: 8 for one token (8 loads in flight per lane), fewer for
+ * more tokens (registers); the _r2 variants give small matrices more warps. */
+#define GEMV_ROWS(NT, SWIGLU) ((NT) * ((SWIGLU) ? 2 : 1) >= 4 ? 2 : 8 / (NT))
+#define GEMV_R(NAME, FMT, NT, SWIGLU, ROWS)                                   \
     extern "C" __global__ void __launch_bounds__(128) NAME(GEMV_ARGS)         \
     {                                                                         \
-        gemv_body<FMT, NT, SWIGLU>(GEMV_PASS);                                \
+        gemv_body<FMT, NT, SWIGLU, ROWS>(GEMV_PASS);                          \
     }
+#define GEMV(NAME, FMT, NT, SWIGLU) GEMV_R(NAME, FMT, NT, SWIGLU, GEMV_ROWS(NT, SWIGLU))
 
 GEMV(bonsai_gemv_q1_t1, FMT_Q1, 1, false)
 GEMV(bonsai_gemv_q1_t2, FMT_Q1, 2, false)
 GEMV(bonsai_gemv_q1_t4, FMT_Q1, 4, false)
 GEMV(bonsai_gemv_q1_t8, FMT_Q1, 8, false)
 GEMV(bonsai_gemv_tq2_t1, FMT_TQ2, 1, false)
+GEMV_R(bonsai_gemv_q1_t1_r2, FMT_Q1, 1, false, 2)
+GEMV_R(bonsai_gemv_tq2_t1_r2, FMT_TQ2, 1, false, 2)
 GEMV(bonsai_gemv_tq2_t2, FMT_TQ2, 2, false)
 GEMV(bonsai_gemv_tq2_t4, FMT_TQ2, 4, false)
 GEMV(bonsai_gemv_tq2_t8, FMT_TQ2, 8, false)

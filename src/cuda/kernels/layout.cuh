@@ -13,7 +13,12 @@
  *
  * Activations, quantized on the device by quantize.cu (the CPU q8 rule:
  * d = max|x|/127, q = round-half-even(x/d), clamped to +-127):
- *   qs  [m_pad][k] int8, each 128-block stored permuted (below);
+ *   qs  [m_pad][k] int8, each 128-block stored permuted (below), in one of
+ *       two orders: block order (GEMM: block b at bytes 128b..128b+127 of
+ *       the token) or piece order (GEMV: 16-byte piece v of block b at
+ *       bytes 16 (v * k/128 + b), so that the 32 lanes of a warp, one block
+ *       each, load piece v of 32 consecutive blocks in one coalesced 512-byte
+ *       access instead of touching 32 cache lines);
  *   d   [k/128][m_pad] fp32 scale, s [k/128][m_pad] int32 sum of the block's q;
  *   tokens m..m_pad-1 are zero (q = 0, d = 0, s = 0).
  *

@@ -1,7 +1,8 @@
 /* quantize_q8: fp32 activations -> the device q8 layout of layout.cuh.
  *
  * x [m][k] fp32 (token-major, k % 128 == 0) -> qs [m_pad][k] int8 in the
- * permuted storage order of format fmt, d and s [k/128][m_pad].
+ * permuted storage order of format fmt, in block order (GEMM) or piece
+ * order (gemv_order, for the GEMV: see layout.cuh), d and s [k/128][m_pad].
  * One warp per (token, 128-block); tokens m..m_pad-1 are written as zeros.
  * Matches bonsai_ref_quantize_q8 exactly: d = max|x| / 127 (IEEE division),
  * q = round-half-even(x * (1/d)) clamped to +-127, s = sum q.
@@ -10,7 +11,7 @@
 
 extern "C" __global__ void __launch_bounds__(256)
 bonsai_quantize_q8(const float *__restrict__ x, int m, int m_pad, int k, int fmt,
-                   s8 *__restrict__ qs, float *__restrict__ d_out, int *__restrict__ s_out)
+                   int gemv_order, s8 *__restrict__ qs, float *__restrict__ d_out, int *__restrict__ s_out)
 {
     __shared__ u8 natural[8][128];
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
@@ -47,7 +48,10 @@ bonsai_quantize_q8(const float *__restrict__ x, int m, int m_pad, int k, int fmt
 #pragma unroll
     for (int i = 0; i < 4; i++) // storage bytes 4*lane + i
         word |= (u32)natural[warp][natural_index(fmt, 4 * lane + i)] << (8 * i);
-    ((u32 *)(qs + (size_t)tok * k + (size_t)b * 128))[lane] = word;
+    if (gemv_order) // 16-byte piece v = lane / 4 of block b at [tok][v][b]
+        ((u32 *)(qs + (size_t)tok * k + ((size_t)(lane >> 2) * nb + b) * 16))[lane & 3] = word;
+    else
+        ((u32 *)(qs + (size_t)tok * k + (size_t)b * 128))[lane] = word;
     if (lane == 0) {
         d_out[(size_t)b * m_pad + tok] = d;
         s_out[(size_t)b * m_pad + tok] = sum;

@@ -1,0 +1,70 @@
+#!/bin/bash
+# The GPU check, run on a machine with an NVIDIA GPU (the lent H100):
+# builds with cmake for sm_90, prints the kernels' register/spill report,
+# runs every test, runs test_cuda under compute-sanitizer memcheck, prints
+# `bonsai info` and runs the CUDA kernel bench. Logs go to $OUT (default
+# ./gpu-check-out); the last lines printed are the summary for bench/NOTES.md.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT=${OUT:-$(pwd)/gpu-check-out}
+BUILD=${BUILD:-build-gpu}
+mkdir -p "$OUT"
+export PATH=$PATH:/usr/local/cuda/bin
+phase() { echo; echo "==== $* ($(date -u +%H:%M:%S))"; }
+
+phase device
+nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm,power.limit \
+    --format=csv 2>&1 | tee "$OUT/setup.log"
+
+phase build
+start=$(date +%s)
+cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DBONSAI_CUDA_ARCHS=90 >/dev/null &&
+    cmake --build "$BUILD" -j "$(nproc)" 2>&1 | grep -E "error|warning|nvcc" | tee -a "$OUT/setup.log"
+echo "build: $(( $(date +%s) - start )) s"
+[ -x "$BUILD/test_cuda" ] || { echo "build failed"; exit 1; }
+
+phase "register / spill report (ptxas, sm_90)"
+nvcc -cubin -std=c++17 -gencode=arch=compute_90,code=sm_90 -Xptxas -v -Isrc/cuda/kernels \
+    "$BUILD/src/cuda/bonsai_kernels.cu" -o "$OUT/kernels_sm90.cubin" 2>&1 |
+    awk '/Compiling entry/ {name=$6} /registers/ {regs=$5} /spill/ {spill=$5" "$9} /registers/ {print name, regs" regs,", "spill st/ld bytes:", spill}' |
+    tee "$OUT/registers.txt"
+cuobjdump -sass -fun bonsai_gemm_q1 "$OUT/kernels_sm90.cubin" > "$OUT/gemm_q1.sass" 2>&1
+cuobjdump -sass -fun bonsai_gemv_q1_t1 "$OUT/kernels_sm90.cubin" >> "$OUT/gemm_q1.sass" 2>&1
+rm -f "$OUT/kernels_sm90.cubin"
+
+phase "tests"
+(cd "$BUILD" && timeout 420 ctest --output-on-failure -j 4) 2>&1 | tee "$OUT/ctest.log" | tail -25
+"$BUILD/test_cuda" 2>/dev/null | head -1
+
+phase "compute-sanitizer memcheck: test_cuda (pipeline cases skipped: BONSAI_TEST_QUICK)"
+BONSAI_TEST_QUICK=1 timeout 300 compute-sanitizer --tool memcheck --error-exitcode 99 \
+    "$BUILD/test_cuda" > "$OUT/sanitizer.log" 2>&1
+echo "compute-sanitizer exit: $?"
+grep -E "ERROR SUMMARY|passed, " "$OUT/sanitizer.log"
+
+phase "bonsai info"
+"$BUILD/bonsai" info 2>&1 | grep -i cuda
+
+phase "bench"
+B="$BUILD/bonsai bench kernels --backend cuda"
+timeout 200 $B --type q1,tq2 --shape 4096x4096,24576x4096,151936x4096 -n 1 --hot --cold \
+    -o json > "$OUT/bench_gemv.json" 2> "$OUT/bench_gemv.err"
+cat "$OUT/bench_gemv.err"
+timeout 120 $B --type q1,tq2 --shape 4096x4096,24576x4096 -n 2,8,16,64,512,2048 --hot \
+    -o json > "$OUT/bench_gemm.json" 2> "$OUT/bench_gemm.err"
+tail -n +3 "$OUT/bench_gemm.err"
+cat "$OUT/bench_gemm.err" >> "$OUT/bench_gemv.err" && rm "$OUT/bench_gemm.err"
+
+phase "GEMV token groups vs GEMM by token count (BONSAI_CUDA_GEMM_MIN_TOKENS)"
+for thr in 100000 1; do
+    BONSAI_CUDA_GEMM_MIN_TOKENS=$thr timeout 60 $B --type q1 --shape 4096x4096,24576x4096 \
+        -n 8,16,32,64,128 --hot -r 11 -o json 2>&1 >/dev/null | grep -E "n=" |
+        sed "s/^/min_tokens=$thr /"
+done 2>&1 | tee -a "$OUT/bench_gemv.err"
+
+phase "one-token GEMV: 8 vs 2 rows per warp (BONSAI_CUDA_GEMV_R8_MIN_ROWS)"
+for r8 in 1 1000000; do
+    BONSAI_CUDA_GEMV_R8_MIN_ROWS=$r8 timeout 90 $B --type q1,tq2 \
+        --shape 2048x2048,4096x4096,6144x4096,24576x4096,4096x12288,151936x4096 -n 1 --hot --cold \
+        -r 15 -o json 2>&1 >/dev/null | grep -E "n=" | sed "s/^/r8_min_rows=$r8 /"
+done 2>&1 | tee -a "$OUT/bench_gemv.err"
