@@ -50,21 +50,8 @@ B="$BUILD/bonsai bench kernels --backend cuda"
 timeout 200 $B --type q1,tq2 --shape 4096x4096,24576x4096,151936x4096 -n 1 --hot --cold \
     -o json > "$OUT/bench_gemv.json" 2> "$OUT/bench_gemv.err"
 cat "$OUT/bench_gemv.err"
-timeout 120 $B --type q1,tq2 --shape 4096x4096,24576x4096 -n 2,8,16,64,512,2048 --hot \
+timeout 120 $B --type q1,tq2 --shape 4096x4096,24576x4096 -n 2,8,16,32,64,512,2048 --hot \
     -o json > "$OUT/bench_gemm.json" 2> "$OUT/bench_gemm.err"
 tail -n +3 "$OUT/bench_gemm.err"
 cat "$OUT/bench_gemm.err" >> "$OUT/bench_gemv.err" && rm "$OUT/bench_gemm.err"
 
-phase "GEMV token groups vs GEMM by token count (BONSAI_CUDA_GEMM_MIN_TOKENS)"
-for thr in 100000 1; do
-    BONSAI_CUDA_GEMM_MIN_TOKENS=$thr timeout 60 $B --type q1 --shape 4096x4096,24576x4096 \
-        -n 8,16,32,64,128 --hot -r 11 -o json 2>&1 >/dev/null | grep -E "n=" |
-        sed "s/^/min_tokens=$thr /"
-done 2>&1 | tee -a "$OUT/bench_gemv.err"
-
-phase "one-token GEMV: 8 vs 2 rows per warp (BONSAI_CUDA_GEMV_R8_MIN_ROWS)"
-for r8 in 1 1000000; do
-    BONSAI_CUDA_GEMV_R8_MIN_ROWS=$r8 timeout 90 $B --type q1,tq2 \
-        --shape 2048x2048,4096x4096,6144x4096,24576x4096,4096x12288,151936x4096 -n 1 --hot --cold \
-        -r 15 -o json 2>&1 >/dev/null | grep -E "n=" | sed "s/^/r8_min_rows=$r8 /"
-done 2>&1 | tee -a "$OUT/bench_gemv.err"

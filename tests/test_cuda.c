@@ -233,7 +233,7 @@ static void run_case(bonsai_cuda *cu, bonsai_type type, size_t rows, size_t k, s
                             : bonsai_cuda_matmul(cu, dw, dx, m, dy);
         if (s == BONSAI_OK)
             s = bonsai_cuda_buffer_read(dy, 0, got, ny);
-        bonsai_cuda_set_gemm_min_tokens(cu, 32);
+        bonsai_cuda_set_gemm_min_tokens(cu, 0);
     }
     const char *path_name = path == 1 ? "gemm" : path == 2 ? "gemv-r8" : "gemv";
     if (CHECK(s == BONSAI_OK, "%s %s %s %zux%zu m=%zu: %s", op_names[op], path_name, tn, rows, k, m,

@@ -118,8 +118,8 @@ bonsai_status bonsai_cuda_open(const bonsai_cuda_params *params, bonsai_cuda **o
     if (!cu)
         return bonsai_fail(BONSAI_ERR_OUT_OF_MEMORY, "bonsai_cuda_open: out of memory");
     cu->api = api;
-    cu->gemm_min_tokens = 32;
-    cu->gemv_r8_min_rows = 65536;
+    cu->gemm_min_tokens = 0; /* 0: the measured rule in matmul.c */
+    cu->gemv_r8_min_rows = 8192; /* measured: bench/NOTES.md CUDA */
     const char *env = getenv("BONSAI_CUDA_GEMM_MIN_TOKENS"); // tuning knobs
     if (env && atol(env) > 0)
         cu->gemm_min_tokens = (size_t)atol(env);
@@ -188,7 +188,7 @@ bonsai_status bonsai_cuda_sync(bonsai_cuda *cu)
 
 void bonsai_cuda_set_gemm_min_tokens(bonsai_cuda *cu, size_t m)
 {
-    cu->gemm_min_tokens = m < 1 ? 1 : m;
+    cu->gemm_min_tokens = m;
 }
 
 /* ---- buffers ------------------------------------------------------------ */

@@ -44,7 +44,7 @@ struct bonsai_cuda {
     size_t act_m, act_k; /* what the last quantize wrote */
     int act_fmt;
     int act_gemv; /* piece order for the GEMV (m < gemm_min_tokens), else block order */
-    size_t gemm_min_tokens; /* m at or above which the tensor-core GEMM runs */
+    size_t gemm_min_tokens; /* m from which the GEMM runs; 0: rule in matmul.c */
     size_t gemv_r8_min_rows; /* one-token GEMV: 8 rows per warp from here, else 2 */
 };
 
@@ -85,8 +85,9 @@ bonsai_status bonsai_cuda_matmul_quantized(bonsai_cuda *cu, const bonsai_cuda_ma
                                            bonsai_cuda_buffer *y, int add);
 
 /* Token count from which matmuls use the GEMM kernel instead of GEMV token
- * groups (default 32); tests move it to run every m through both. The
- * quantize step decides the path (the two read different orders). */
-void bonsai_cuda_set_gemm_min_tokens(bonsai_cuda *cu, size_t m);
+ * groups (default 0: a measured rule by m and rows, in matmul.c); tests set
+ * it to run every m through both. The quantize step decides the path (the
+ * two read different orders). */
+void bonsai_cuda_set_gemm_min_tokens(bonsai_cuda *cu, size_t m); /* 0: the rule */
 
 #endif

@@ -81,6 +81,16 @@ static bonsai_status check_args(bonsai_cuda *cu, const bonsai_cuda_matrix *w,
     return BONSAI_OK;
 }
 
+/* GEMM or GEMV token groups: measured crossover (bench/NOTES.md CUDA): the
+ * GEMM's fixed cost per 128-token tile beats the GEMV's per-token work from
+ * 16 tokens on large matrices and from 32 on small ones. */
+static int use_gemm(const bonsai_cuda *cu, const bonsai_cuda_matrix *w, size_t m)
+{
+    if (cu->gemm_min_tokens)
+        return m >= cu->gemm_min_tokens;
+    return m >= 32 || (m >= 16 && w->rows > 8192);
+}
+
 bonsai_status bonsai_cuda_quantize_activations(bonsai_cuda *cu, const bonsai_cuda_matrix *w,
                                                const bonsai_cuda_buffer *x, size_t m)
 {
@@ -90,7 +100,7 @@ bonsai_status bonsai_cuda_quantize_activations(bonsai_cuda *cu, const bonsai_cud
     if (s != BONSAI_OK)
         return s;
     int im = (int)m, im_pad = (int)m_pad, ik = (int)w->k, fmt = w->fmt;
-    int gemv_order = m < cu->gemm_min_tokens; // the path that will read them
+    int gemv_order = !use_gemm(cu, w, m); // the path that will read them
     CUdeviceptr xp = x->ptr;
     void *args[] = {&xp,         &im,         &im_pad,     &ik,        &fmt,
                     &gemv_order, &cu->act_qs, &cu->act_d,  &cu->act_s};
@@ -125,7 +135,7 @@ bonsai_status bonsai_cuda_matmul_quantized(bonsai_cuda *cu, const bonsai_cuda_ma
     if (!cu->act_gemv) {
         const unsigned tile_rows = u ? 64 : 128;
         return launch(cu, u ? cu->gemm_swiglu[fmt] : cu->gemm[fmt],
-                      (unsigned)(w->rows_pad / tile_rows), (unsigned)((m + gt - 1) / gt), 512,
+                      (unsigned)(w->rows_pad / tile_rows), (unsigned)((m + gt - 1) / gt), 256,
                       (unsigned)cu->gemm_smem[fmt], args, u ? "bonsai_gemm_swiglu" : "bonsai_gemm");
     }
     // GEMV token groups of nt tokens; rows per warp as in gemv.cu
@@ -136,7 +146,7 @@ bonsai_status bonsai_cuda_matmul_quantized(bonsai_cuda *cu, const bonsai_cuda_ma
     const int nt = 1 << i, nm = u ? 2 : 1;
     int rows_per_warp = nt * nm >= 4 ? 2 : 8 / nt; // GEMV_ROWS in gemv.cu
     CUfunction f = u ? cu->gemv_swiglu[fmt][i] : cu->gemv[fmt][i];
-    if (m == 1 && !u && w->rows < cu->gemv_r8_min_rows) {
+    if (m == 1 && !u && w->rows < cu->gemv_r8_min_rows) { // small: more, shorter warps
         rows_per_warp = 2;
         f = cu->gemv_r2[fmt];
     }

@@ -3,7 +3,7 @@
  *
  * Reads weights and q8 activations (block order) in the layouts of
  * layout.cuh; writes
- * y [m][rows] fp32 (token-major). A block of 512 threads computes a tile of
+ * y [m][rows] fp32 (token-major). A block of 256 threads computes a tile of
  * 128 weight rows x 128 tokens (SwiGLU: 64 gate rows interleaved with the
  * same 64 up rows, so each thread holds gate and up of the same outputs),
  * stepping over k one 128-block at a time through a 3-stage cp.async
@@ -13,9 +13,9 @@
  *   B: 128 tokens x 128 B of permuted int8 (row stride 144 B: the
  *      16-byte fragment loads of a quarter warp hit distinct banks),
  *      and the tokens' d and s.
- * 16 warps = 4 (rows) x 4 (tokens); each warp 32 rows x 32 tokens = 2 x 4
- * mma tiles (16 warps, not 8 with twice the tiles: more warps per SM hide
- * the latency of the mma chains and the per-block conversions). Weight bits become int8 in registers once per block: Q1
+ * 8 warps = 4 (rows) x 2 (tokens); each warp 32 rows x 64 tokens = 2 x 8
+ * mma tiles (16 warps of 2 x 4 tiles, 128 registers each, measured 15%
+ * slower on the H100). Weight bits become int8 in registers once per block: Q1
  * (word >> t) & 0x01.., TQ2 (word >> 2t) & 0x03.. (layout.cuh). Each mma
  * tile runs its block's 4 k-steps into a fresh int32 tile that is folded
  * into fp32 right away (acc += d_w d_x (alpha S - s_x)), so conversion of
@@ -61,9 +61,10 @@ __device__ __forceinline__ void mma_s8(int *c, u32 a0, u32 a1, u32 a2, u32 a3, u
         : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
 }
 
-#define GEMM_THREADS 512
-#define GEMM_WN 4 /* warps along the tokens (x 4 along the rows) */
-#define GEMM_NT 4 /* 8-token mma tiles per warp: 4 x 8 x GEMM_WN = 128 tokens */
+#define GEMM_THREADS 256
+#define GEMM_WN 2 /* warps along the tokens (x 4 along the rows) */
+#define GEMM_NT 8 /* 8-token mma tiles per warp: 8 x 8 x GEMM_WN = 128 tokens */
+#define GEMM_BCOPIES (128 * 8 / GEMM_THREADS) /* 16-byte B chunks per thread */
 
 /* One thread's share of a stage's copies, resolved once before the k loop:
  * source pointers of block 0 and their advance per block. */
@@ -73,8 +74,8 @@ struct gemm_copies {
     const u8 *misc;   // one scale / d / s chunk (NULL: none)
     int misc_dst;
     size_t misc_step;
-    const u8 *b[2];   // two B chunks
-    int b_dst[2];
+    const u8 *b[GEMM_BCOPIES]; // B chunks
+    int b_dst[GEMM_BCOPIES];
 };
 
 template <int FMT, bool SWIGLU>
@@ -99,8 +100,8 @@ __device__ __forceinline__ gemm_copies gemm_plan(int row_base, int tok_base, con
     p.misc = NULL;
     p.misc_dst = 0;
     p.misc_step = 0;
-    const int j = tid - 256;
-    if (j >= 0 && j < 16) { // scales: octet j of tile rows 8j..8j+7
+    const int j = tid; // threads 0..79 also copy one scale / d / s chunk
+    if (j < 16) { // scales: octet j of tile rows 8j..8j+7
         const int mat = SWIGLU ? (j >> 1) & 1 : 0;
         const int row = SWIGLU ? row_base + (j >> 2) * 16 + (j & 1) * 8 : row_base + 8 * j;
         p.misc = (const u8 *)((mat ? uscales : wscales) + (size_t)(row / 8) * nb * 8);
@@ -116,7 +117,7 @@ __device__ __forceinline__ gemm_copies gemm_plan(int row_base, int tok_base, con
         p.misc_step = (size_t)m_pad * 4;
     }
 #pragma unroll
-    for (int i = 0; i < 2; i++) { // B: 128 tokens x 8 chunks
+    for (int i = 0; i < GEMM_BCOPIES; i++) { // B: 128 tokens x 8 chunks
         const int c = tid + GEMM_THREADS * i, n = c >> 3, ch = c & 7;
         p.b[i] = (const u8 *)qs + (size_t)(tok_base + n) * k + ch * 16;
         p.b_dst[i] = C::OFF_B + n * GEMM_BST + ch * 16;
@@ -133,7 +134,7 @@ __device__ __forceinline__ void gemm_load(u8 *st, int b, const gemm_copies &p)
     if (p.misc)
         cp_async16(st + p.misc_dst, p.misc + (size_t)b * p.misc_step);
 #pragma unroll
-    for (int i = 0; i < 2; i++)
+    for (int i = 0; i < GEMM_BCOPIES; i++)
         cp_async16(st + p.b_dst[i], p.b[i] + (size_t)b * 128);
 }
 

@@ -127,12 +127,19 @@ __device__ __forceinline__ void gemv_body(const u8 *__restrict__ wbits,
         gemv_body<FMT, NT, SWIGLU, ROWS>(GEMV_PASS);                          \
     }
 #define GEMV(NAME, FMT, NT, SWIGLU) GEMV_R(NAME, FMT, NT, SWIGLU, GEMV_ROWS(NT, SWIGLU))
+/* One token, 8 rows: at most 80 registers, so 6 blocks fit an SM and the
+ * 768 blocks of a 24576-row matrix run in one wave on 132 SMs. */
+#define GEMV_T1(NAME, FMT)                                                    \
+    extern "C" __global__ void __launch_bounds__(128, 6) NAME(GEMV_ARGS)      \
+    {                                                                         \
+        gemv_body<FMT, 1, false, 8>(GEMV_PASS);                               \
+    }
 
-GEMV(bonsai_gemv_q1_t1, FMT_Q1, 1, false)
+GEMV_T1(bonsai_gemv_q1_t1, FMT_Q1)
 GEMV(bonsai_gemv_q1_t2, FMT_Q1, 2, false)
 GEMV(bonsai_gemv_q1_t4, FMT_Q1, 4, false)
 GEMV(bonsai_gemv_q1_t8, FMT_Q1, 8, false)
-GEMV(bonsai_gemv_tq2_t1, FMT_TQ2, 1, false)
+GEMV_T1(bonsai_gemv_tq2_t1, FMT_TQ2)
 GEMV_R(bonsai_gemv_q1_t1_r2, FMT_Q1, 1, false, 2)
 GEMV_R(bonsai_gemv_tq2_t1_r2, FMT_TQ2, 1, false, 2)
 GEMV(bonsai_gemv_tq2_t2, FMT_TQ2, 2, false)
