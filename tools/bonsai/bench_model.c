@@ -188,6 +188,7 @@ static int run_test(model_env *e, int prefill, long n)
         const double bytes = (double)in->bytes_per_token;
         const double gbps = bytes * st.mean * 1e-9;
         bench_put_num(rp, "MB/token", bytes * 1e-6, 1);
+        bench_put_int(rp, "weight_bytes", (long long)in->bytes_per_token);
         bench_put_num(rp, "weight_gbps", gbps, 2);
         bench_put_num(rp, "roof_gbps", e->roof->gbps, 2);
         bench_put_num(rp, "roof_frac", gbps / e->roof->gbps, 3);
@@ -243,6 +244,8 @@ int bench_model_cpu(int argc, char **argv)
                                                                   : "out of memory");
         goto done;
     }
+    bench_report_hide(e.report, "MB/token", BENCH_FORMAT_JSON);
+    bench_report_hide(e.report, "weight_bytes", BENCH_FORMAT_MD);
     uint64_t rng = bench_seed();
     for (long i = 0; i < longest; i++)
         e.tokens[i] = (int32_t)(bench_rng_u64(&rng) % e.info.n_vocab);

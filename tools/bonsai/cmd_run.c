@@ -184,7 +184,7 @@ static long parse_prompt(const char *text, int32_t **out)
         return -1;
     }
     if (n == 0) {
-        fprintf(stderr, "bonsai run: the prompt is empty\n");
+        fprintf(stderr, "bonsai run: -p is empty: give at least one token id\n");
         free(ids);
         return -1;
     }
