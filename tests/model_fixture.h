@@ -154,6 +154,8 @@ static inline void fx_build(fx_model *fm, const fx_config *cfg)
         fx_set_u32(fm, "qwen3.attention.key_length", D);
         fx_set_u32(fm, "qwen3.attention.value_length", D);
     }
+    if (cfg->wtype == BONSAI_TYPE_TQ2_0_G128) /* GGUF id 42 has three readings */
+        snprintf(fx_add_kv(fm, "bonsai.q2_layout", FX_STR)->str, 32, "tq2_0_g128");
     fx_add_tensor(fm, "token_embd.weight", cfg->wtype, 2, E, V, 0, 1.0f);
     fx_add_tensor(fm, "output_norm.weight", BONSAI_TYPE_F32, 1, E, 1, 1, 0);
     if (!cfg->tied)

@@ -9,7 +9,8 @@
  *   a prompt longer than one pass (chunked prefill) matches the reference;
  *   tied and untied LM heads; head_dim != hidden / heads (4B-like) and
  *   head_dim from hidden / heads when key_length is absent; Q, K, V back
- *   to back in the file (one fused matmul) and apart (three);
+ *   to back in the file (one fused matmul) and apart (three); 1-bit and
+ *   ternary (tq2_0_g128) weights;
  *   the context bound is refused with CONTEXT_FULL and nothing written.
  * The token stream is fixed random ids (teacher forcing), so one diverging
  * token does not change every later step. */
@@ -32,6 +33,8 @@ static const named_config configs[] = {
      {2, 128, 4, 2, 64, 256, 200, 4096, 10000.0f, 1e-5f, 1, 1, BONSAI_TYPE_Q1_0_G128, 0}},
     {"no key_length key, MHA 2:2, head_dim 128, Q K V apart in the file",
      {1, 256, 2, 2, 128, 512, 257, 2048, 500000.0f, 1e-6f, 0, 0, BONSAI_TYPE_Q1_0_G128, 1}},
+    {"ternary tq2_0_g128 weights, tied, GQA 4:1",
+     {2, 256, 4, 1, 64, 256, 160, 2048, 1000000.0f, 1e-6f, 1, 1, BONSAI_TYPE_TQ2_0_G128, 0}},
 };
 
 static char tmp_path[256];

@@ -46,7 +46,9 @@ static void usage(FILE *f)
             "(default 1.0)\n"
             "      --repeat-last-n N   tokens the penalty looks back on (default 64)\n"
             "  -s, --seed N            sampler seed (default: random, printed on stderr)\n"
-            "      --mode q8|f32       activation mode (default q8)\n");
+            "      --mode q8|f32       activation mode (default q8)\n"
+            "      --q2-variant V      how to read GGUF type 42: auto, tq2, prism, ggml "
+            "(default auto)\n");
 }
 
 static int parse_long(const char *flag, const char *text, long min, long max, long *out)
@@ -128,6 +130,11 @@ static int parse_args(int argc, char **argv, run_options *o)
             o->seed_given = 1;
             if (errno || end == v || *end) {
                 fprintf(stderr, "bonsai run: %s expects a non-negative integer, got '%s'\n", a, v);
+                r = -1;
+            }
+        } else if (!strcmp(a, "--q2-variant")) {
+            if (bonsai_q2_variant_from_name(v, &o->mp.q2_variant) != BONSAI_OK) {
+                fprintf(stderr, "bonsai run: --q2-variant: %s\n", bonsai_last_error());
                 r = -1;
             }
         } else if (!strcmp(a, "--mode")) {
