@@ -74,7 +74,9 @@ bonsai_status bonsai_gguf_get_bool(const bonsai_gguf *g, const char *key, int *o
 /* String values are not NUL-terminated in the file: (pointer, length). */
 bonsai_status bonsai_gguf_get_str(const bonsai_gguf *g, const char *key, const char **s,
                                   size_t *len);
-/* Arrays: element type and count; numeric elements read in place. */
+/* Arrays: element type and count; numeric elements read in place (data
+ * points into the file and may be unaligned: read with memcpy). For arrays
+ * of strings or arrays, data is the elements' GGUF encoding. */
 bonsai_status bonsai_gguf_get_array(const bonsai_gguf *g, const char *key,
                                     bonsai_gguf_type *elem_type, uint64_t *count,
                                     const void **data);
@@ -85,7 +87,9 @@ bonsai_status bonsai_gguf_get_array_str(const bonsai_gguf *g, const char *key, u
 typedef struct bonsai_gguf_tensor {
     const char *name;     /* NUL-terminated copy */
     uint32_t ggml_type;   /* the id stored in the file */
-    bonsai_type type;     /* how bonsai decodes it */
+    bonsai_type type;     /* how bonsai decodes it (a type ggml defines but bonsai
+                           * does not read fails the open with UNSUPPORTED, an
+                           * id nobody defines with FORMAT) */
     uint32_t n_dims;
     uint64_t ne[4];       /* ne[0] = input features (k), ne[1] = rows */
     const void *data;     /* in the mapping */
