@@ -20,7 +20,11 @@
 #include "gguf/gguf_types.h"
 #include "gguf/synth_internal.h"
 
-#define CHUNK_FLOATS (1u << 20)
+/* Floats per chunk: each chunk is one pool job (one barrier), so chunks
+ * are large; quantized output needs at most 34/128 byte per float, and f32
+ * tensors are single rows of at most 12288 floats, so CHUNK_FLOATS bytes
+ * hold any chunk's output. */
+#define CHUNK_FLOATS (1u << 22)
 #define ROWS_PER_TASK 16
 #define SYNTH_MAX_THREADS 64
 #define MAX_SYNTH_TENSORS (3 + 11 * 64)
@@ -190,7 +194,7 @@ static bonsai_status stream_tensor(bonsai_gguf_writer *w, const synth_tensor *t,
     st->t = t;
     st->tensor_index = i;
     st->row_bytes = t->bytes / t->ne1;
-    size_t rows_per_chunk = CHUNK_FLOATS / t->ne0; /* >= 1: every preset's k is < 2^20 */
+    size_t rows_per_chunk = CHUNK_FLOATS / t->ne0; /* >= 1: every preset's k is < 2^22 */
     for (uint64_t r = 0; r < t->ne1; r += rows_per_chunk) {
         st->row0 = r;
         st->rows = (size_t)(t->ne1 - r < rows_per_chunk ? t->ne1 - r : rows_per_chunk);
@@ -242,7 +246,7 @@ bonsai_status bonsai_synth_write(const char *path, const bonsai_synth_params *sp
     synth_tensor *list = malloc(MAX_SYNTH_TENSORS * sizeof *list);
     stream_state st = {0};
     st.f = malloc(CHUNK_FLOATS * sizeof(float));
-    st.q = malloc(CHUNK_FLOATS * sizeof(float));
+    st.q = malloc(CHUNK_FLOATS);
     st.sp = sp;
     bonsai_gguf_writer *w = NULL;
     if (!list || !st.f || !st.q)
