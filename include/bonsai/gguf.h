@@ -111,6 +111,10 @@ const bonsai_gguf_tensor *bonsai_gguf_find_tensor(const bonsai_gguf *g, const ch
  *   bonsai-4b   36, 2560, 32, 8, 128,  9728, 151936, 40960, yes
  *   bonsai-8b   36, 4096, 32, 8, 128, 12288, 151936, 40960, no  (~1.1 GB in q1_0_g128)
  * Linear weights and token_embd have weight_type, norms are f32 near 1.
+ * Tensor order: token_embd, then per layer attn_norm, attn_q, attn_k,
+ * attn_v (back to back: the model fuses them into one matmul), attn_output,
+ * attn_q_norm, attn_k_norm, ffn_norm, ffn_gate, ffn_up, ffn_down; then
+ * output_norm and output.
  * The tokenizer (tokenizer.ggml.*, model "gpt2", pre "qwen2") is described
  * in src/gguf/synth_tokenizer.c; bos = <|endoftext|>, eos = <|im_end|>.
  * A 2-bit weight_type also writes bonsai.q2_layout = its type name, which
