@@ -1,13 +1,15 @@
 /* AVX2 + FMA attention kernel for one group of up to four query rows
  * sharing a KV head (contract in attention.h; D % 16 == 0). Each key row
  * is loaded once for the four dot products; each value row once for the
- * four weighted sums, 16 dimensions at a time. Compiled for AVX2 by
+ * four weighted sums, 16 dimensions at a time; the softmax's exponentials
+ * are a vector polynomial. Compiled for AVX2 by
  * function attribute and called only when the context's tier is AVX2 or
  * AVX-512. Matches group_portable in attention.c to fp32 rounding. */
 #include "model/attention.h"
 
 #ifdef BONSAI_HAVE_AVX2
 #include <immintrin.h>
+#include <math.h>
 
 #define AVX2_FN __attribute__((target("avx2,fma")))
 
@@ -18,6 +20,68 @@ AVX2_FN static inline __m128 hsum4(__m256 a0, __m256 a1, __m256 a2, __m256 a3)
     __m256 t1 = _mm256_hadd_ps(a2, a3);
     __m256 t2 = _mm256_hadd_ps(t0, t1); /* a0 a1 a2 a3 (low half sums) | (high half) */
     return _mm_add_ps(_mm256_castps256_ps128(t2), _mm256_extractf128_ps(t2, 1));
+}
+
+/* e^x for x <= 0 (scores minus their max), 8 lanes: x = n ln2 + r with
+ * |r| <= ln2 / 2, e^r by a degree-6 Taylor polynomial (relative error
+ * < 2e-7 on that range), scaled by 2^n through the exponent bits; x below
+ * -87 gives 0. */
+AVX2_FN static inline __m256 exp_neg(__m256 x)
+{
+    const __m256 lo = _mm256_set1_ps(-87.0f);
+    const __m256 keep = _mm256_cmp_ps(x, lo, _CMP_GE_OQ);
+    x = _mm256_max_ps(x, lo);
+    const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504f)),
+                                     _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    /* r = x - n ln2, ln2 split in two for precision */
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+    __m256 p = _mm256_set1_ps(1.0f / 720);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 120));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 24));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 6));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+    const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    return _mm256_and_ps(_mm256_mul_ps(p, _mm256_castsi256_ps(e)), keep);
+}
+
+/* As bonsai_attn_softmax, 8 scores at a time. */
+AVX2_FN static void softmax_avx2(const bonsai_attn_group *g, float *scores, size_t stride,
+                                 size_t n_max, float inv[BONSAI_ATTN_ROWS])
+{
+    for (int r = 0; r < g->n_rows; r++) {
+        float *s = scores + (size_t)r * stride;
+        const size_t n = g->n_keys[r], n8 = n / 8 * 8;
+        float mx = -INFINITY;
+        __m256 vmx = _mm256_set1_ps(-INFINITY);
+        for (size_t j = 0; j < n8; j += 8)
+            vmx = _mm256_max_ps(vmx, _mm256_loadu_ps(s + j));
+        float lanes[8];
+        _mm256_storeu_ps(lanes, vmx);
+        for (int l = 0; l < 8; l++)
+            mx = lanes[l] > mx ? lanes[l] : mx;
+        for (size_t j = n8; j < n; j++)
+            mx = s[j] > mx ? s[j] : mx;
+        const __m256 m8 = _mm256_set1_ps(mx);
+        __m256 vsum = _mm256_setzero_ps();
+        for (size_t j = 0; j < n8; j += 8) {
+            const __m256 e = exp_neg(_mm256_sub_ps(_mm256_loadu_ps(s + j), m8));
+            _mm256_storeu_ps(s + j, e);
+            vsum = _mm256_add_ps(vsum, e);
+        }
+        _mm256_storeu_ps(lanes, vsum);
+        float sum = ((lanes[0] + lanes[4]) + (lanes[1] + lanes[5])) +
+                    ((lanes[2] + lanes[6]) + (lanes[3] + lanes[7]));
+        for (size_t j = n8; j < n; j++) {
+            s[j] = expf(s[j] - mx);
+            sum += s[j];
+        }
+        for (size_t j = n; j < n_max; j++)
+            s[j] = 0;
+        inv[r] = 1.0f / sum;
+    }
 }
 
 AVX2_FN void bonsai_attn_group_avx2(const bonsai_attn_group *g, const float *K, const float *V,
@@ -47,7 +111,7 @@ AVX2_FN void bonsai_attn_group_avx2(const bonsai_attn_group *g, const float *K, 
             scores[(size_t)r * stride + j] = s[r];
     }
     float inv[BONSAI_ATTN_ROWS];
-    bonsai_attn_softmax(g, scores, stride, n_max, inv);
+    softmax_avx2(g, scores, stride, n_max, inv);
     const float *p[BONSAI_ATTN_ROWS];
     for (int r = 0; r < BONSAI_ATTN_ROWS; r++)
         p[r] = scores + (size_t)(r < g->n_rows ? r : 0) * stride;
