@@ -26,7 +26,7 @@ echo "build: $(( $(date +%s) - start )) s"
 phase "register / spill report (ptxas, sm_90)"
 nvcc -cubin -std=c++17 -gencode=arch=compute_90,code=sm_90 -Xptxas -v -Isrc/cuda/kernels \
     "$BUILD/src/cuda/bonsai_kernels.cu" -o "$OUT/kernels_sm90.cubin" 2>&1 |
-    awk '/Compiling entry/ {name=$6} /registers/ {regs=$5} /spill/ {spill=$5" "$9} /registers/ {print name, regs" regs,", "spill st/ld bytes:", spill}' |
+    awk '/Compiling entry/ {name=$7} /registers/ {regs=$5} /spill/ {spill=$5" "$9} /registers/ {print name, regs" regs,", "spill st/ld bytes:", spill}' |
     tee "$OUT/registers.txt"
 cuobjdump -sass -fun bonsai_gemm_q1 "$OUT/kernels_sm90.cubin" > "$OUT/gemm_q1.sass" 2>&1
 cuobjdump -sass -fun bonsai_gemv_q1_t1 "$OUT/kernels_sm90.cubin" >> "$OUT/gemm_q1.sass" 2>&1
@@ -34,7 +34,7 @@ rm -f "$OUT/kernels_sm90.cubin"
 
 phase "tests"
 (cd "$BUILD" && timeout 420 ctest --output-on-failure -j 4) 2>&1 | tee "$OUT/ctest.log" | tail -25
-"$BUILD/test_cuda" 2>/dev/null | head -1
+"$BUILD/test_cuda" 2>/dev/null | tail -8 | tee "$OUT/test_cuda.log"
 
 phase "compute-sanitizer memcheck: test_cuda (pipeline cases skipped: BONSAI_TEST_QUICK)"
 BONSAI_TEST_QUICK=1 timeout 300 compute-sanitizer --tool memcheck --error-exitcode 99 \
