@@ -55,3 +55,8 @@ timeout 120 $B --type q1,tq2 --shape 4096x4096,24576x4096 -n 2,8,16,32,64,512,20
 tail -n +3 "$OUT/bench_gemm.err"
 cat "$OUT/bench_gemm.err" >> "$OUT/bench_gemv.err" && rm "$OUT/bench_gemm.err"
 
+
+phase "GEMM with 64-token tiles (BONSAI_CUDA_GEMM_BN=64)"
+BONSAI_CUDA_GEMM_BN=64 timeout 90 $B --type q1,tq2 --shape 4096x4096,24576x4096 \
+    -n 64,512,2048 --hot -r 15 -o json 2>&1 >/dev/null | grep -E "n=" | sed "s/^/bn64 /" |
+    tee -a "$OUT/bench_gemv.err"

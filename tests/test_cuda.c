@@ -183,8 +183,9 @@ static const char *const op_names[] = {"matmul", "matmul_add", "swiglu"};
 static double pool_err[2][3], pool_norm[2][3];
 
 /* One case: op on (rows x k, type) for m tokens through the GEMV (path 0;
- * 2 rows per warp for one token), the GEMM (path 1) or the GEMV with 8 rows
- * per warp (path 2), against the q8 and float64 references. */
+ * 2 rows per warp for one token), the GEMM with 128-token tiles (path 1),
+ * the GEMV with 8 rows per warp (path 2) or the GEMM with 64-token tiles
+ * (path 3), against the q8 and float64 references. */
 static void run_case(bonsai_cuda *cu, bonsai_type type, size_t rows, size_t k, size_t m, int path,
                      op_kind op)
 {
@@ -226,16 +227,22 @@ static void run_case(bonsai_cuda *cu, bonsai_type type, size_t rows, size_t k, s
             bonsai_cuda_buffer_write(dy, 0, y0, ny);
         else
             poison(dy, ny);
-        bonsai_cuda_set_gemm_min_tokens(cu, path == 1 ? 1 : (size_t)1 << 30);
+        bonsai_cuda_set_gemm_min_tokens(cu, path == 1 || path == 3 ? 1 : (size_t)1 << 30);
         cu->gemv_r8_min_rows = path == 2 ? 1 : (size_t)1 << 30;
+        const int tile_tokens = cu->gemm_tile_tokens;
+        cu->gemm_tile_tokens = path == 3 ? 64 : 128;
         s = op == OP_SWIGLU ? bonsai_cuda_matmul_swiglu(cu, dw, du, dx, m, dy)
             : op == OP_ADD  ? bonsai_cuda_matmul_add(cu, dw, dx, m, dy)
                             : bonsai_cuda_matmul(cu, dw, dx, m, dy);
         if (s == BONSAI_OK)
             s = bonsai_cuda_buffer_read(dy, 0, got, ny);
         bonsai_cuda_set_gemm_min_tokens(cu, 0);
+        cu->gemm_tile_tokens = tile_tokens;
     }
-    const char *path_name = path == 1 ? "gemm" : path == 2 ? "gemv-r8" : "gemv";
+    const char *path_name = path == 1   ? "gemm"
+                            : path == 2 ? "gemv-r8"
+                            : path == 3 ? "gemm-bn64"
+                                        : "gemv";
     if (CHECK(s == BONSAI_OK, "%s %s %s %zux%zu m=%zu: %s", op_names[op], path_name, tn, rows, k, m,
               bonsai_last_error())) {
         size_t bad = count_nonfinite(got, ny);
@@ -284,7 +291,7 @@ static void check_pooled(void)
 static void test_token_counts(bonsai_cuda *cu)
 {
     for (int ti = 0; ti < 2; ti++)
-        for (int gemm = 0; gemm < 2; gemm++) {
+        for (int gemm = 0; gemm < 4; gemm += gemm == 1 ? 2 : 1) { // paths 0, 1, 3
             for (size_t m = 1; m <= 33; m++)
                 run_case(cu, types[ti], 67, 384, m, gemm, OP_MATMUL);
             run_case(cu, types[ti], 67, 384, 1, 2, OP_MATMUL);
@@ -303,15 +310,17 @@ static void test_shapes(bonsai_cuda *cu)
     };
     for (int ti = 0; ti < 2; ti++)
         for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
-            for (int path = 0; path < (shapes[i].m == 1 ? 3 : 2); path++)
-                run_case(cu, types[ti], shapes[i].rows, shapes[i].k, shapes[i].m, path, OP_MATMUL);
+            for (int path = 0; path < 4; path++)
+                if (path != 2 || shapes[i].m == 1)
+                    run_case(cu, types[ti], shapes[i].rows, shapes[i].k, shapes[i].m, path,
+                             OP_MATMUL);
 }
 
 static void test_fused(bonsai_cuda *cu)
 {
     static const size_t ms[] = {1, 2, 3, 4, 5, 9, 17, 33, 100};
     for (int ti = 0; ti < 2; ti++)
-        for (int gemm = 0; gemm < 2; gemm++)
+        for (int gemm = 0; gemm < 4; gemm += gemm == 1 ? 2 : 1) // paths 0, 1, 3
             for (size_t i = 0; i < sizeof ms / sizeof ms[0]; i++) {
                 run_case(cu, types[ti], 131, 512, ms[i], gemm, OP_ADD);
                 run_case(cu, types[ti], 131, 512, ms[i], gemm, OP_SWIGLU);

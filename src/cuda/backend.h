@@ -36,8 +36,10 @@ struct bonsai_cuda {
     CUfunction gemv[BONSAI_CUDA_FMTS][BONSAI_CUDA_GEMV_NT];
     CUfunction gemv_r2[BONSAI_CUDA_FMTS]; /* one token, 2 rows per warp */
     CUfunction gemv_swiglu[BONSAI_CUDA_FMTS][BONSAI_CUDA_GEMV_SWIGLU_NT];
-    CUfunction gemm[BONSAI_CUDA_FMTS], gemm_swiglu[BONSAI_CUDA_FMTS];
-    size_t gemm_smem[BONSAI_CUDA_FMTS];
+    CUfunction gemm[BONSAI_CUDA_FMTS], gemm_swiglu[BONSAI_CUDA_FMTS];         /* 128-token tiles */
+    CUfunction gemm64[BONSAI_CUDA_FMTS], gemm64_swiglu[BONSAI_CUDA_FMTS];     /* 64-token tiles */
+    size_t gemm_smem[BONSAI_CUDA_FMTS], gemm64_smem[BONSAI_CUDA_FMTS];
+    int gemm_tile_tokens; /* 128 or 64 (BONSAI_CUDA_GEMM_BN) */
     /* quantized activations: qs [m_pad][k] int8, d and s [k/128][m_pad] */
     CUdeviceptr act_qs, act_d, act_s;
     size_t act_bytes; /* capacity of act_qs; act_d/act_s hold act_bytes/128 */

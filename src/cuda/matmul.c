@@ -134,9 +134,13 @@ bonsai_status bonsai_cuda_matmul_quantized(bonsai_cuda *cu, const bonsai_cuda_ma
                     &cu->act_qs, &cu->act_d, &cu->act_s, &im, &im_pad, &yp, &iadd};
     if (!cu->act_gemv) {
         const unsigned tile_rows = u ? 64 : 128;
-        return launch(cu, u ? cu->gemm_swiglu[fmt] : cu->gemm[fmt],
-                      (unsigned)(w->rows_pad / tile_rows), (unsigned)((m + gt - 1) / gt), 256,
-                      (unsigned)cu->gemm_smem[fmt], args, u ? "bonsai_gemm_swiglu" : "bonsai_gemm");
+        const int bn64 = cu->gemm_tile_tokens == 64;
+        const size_t bn = bn64 ? 64 : 128;
+        CUfunction f = bn64 ? (u ? cu->gemm64_swiglu[fmt] : cu->gemm64[fmt])
+                            : (u ? cu->gemm_swiglu[fmt] : cu->gemm[fmt]);
+        return launch(cu, f, (unsigned)(w->rows_pad / tile_rows), (unsigned)((m + bn - 1) / bn),
+                      256, (unsigned)(bn64 ? cu->gemm64_smem[fmt] : cu->gemm_smem[fmt]), args,
+                      u ? "bonsai_gemm_swiglu" : "bonsai_gemm");
     }
     // GEMV token groups of nt tokens; rows per warp as in gemv.cu
     const int max_i = u ? BONSAI_CUDA_GEMV_SWIGLU_NT - 1 : BONSAI_CUDA_GEMV_NT - 1;

@@ -230,7 +230,9 @@ static bonsai_status get_functions(bonsai_cuda *cu)
 {
     static const char *const fmt[BONSAI_CUDA_FMTS] = {"q1", "tq2"};
     static const int nt[BONSAI_CUDA_GEMV_NT] = {1, 2, 4, 8};
-    static const size_t gemm_smem[BONSAI_CUDA_FMTS] = {3 * 21760, 3 * 25856}; /* gemm.cu */
+    /* 3 stages of gemm_cfg<FMT, BN>::STAGE (gemm.cu) */
+    static const size_t gemm_smem[BONSAI_CUDA_FMTS] = {3 * 21760, 3 * 25856};
+    static const size_t gemm64_smem[BONSAI_CUDA_FMTS] = {3 * 12032, 3 * 16128};
     char name[64];
     bonsai_status s = get_function(cu, "bonsai_quantize_q8", &cu->quantize);
     for (int f = 0; f < BONSAI_CUDA_FMTS && s == BONSAI_OK; f++) {
@@ -251,17 +253,23 @@ static bonsai_status get_functions(bonsai_cuda *cu)
         snprintf(name, sizeof name, "bonsai_gemm_swiglu_%s", fmt[f]);
         if (s == BONSAI_OK)
             s = get_function(cu, name, &cu->gemm_swiglu[f]);
-        cu->gemm_smem[f] = gemm_smem[f];
-        CUresult r = CUDA_SUCCESS;
+        snprintf(name, sizeof name, "bonsai_gemm_%s_bn64", fmt[f]);
         if (s == BONSAI_OK)
-            r = cu->api->cuFuncSetAttribute(cu->gemm[f], CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
-                                            (int)gemm_smem[f]);
-        if (s == BONSAI_OK && r == CUDA_SUCCESS)
-            r = cu->api->cuFuncSetAttribute(cu->gemm_swiglu[f],
-                                            CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
-                                            (int)gemm_smem[f]);
-        if (r != CUDA_SUCCESS)
-            s = bonsai_cuda_fail(cu->api, r, "cuFuncSetAttribute(GEMM shared memory)");
+            s = get_function(cu, name, &cu->gemm64[f]);
+        snprintf(name, sizeof name, "bonsai_gemm_swiglu_%s_bn64", fmt[f]);
+        if (s == BONSAI_OK)
+            s = get_function(cu, name, &cu->gemm64_swiglu[f]);
+        cu->gemm_smem[f] = gemm_smem[f];
+        cu->gemm64_smem[f] = gemm64_smem[f];
+        const CUfunction fns[4] = {cu->gemm[f], cu->gemm_swiglu[f], cu->gemm64[f],
+                                   cu->gemm64_swiglu[f]};
+        const size_t bytes[4] = {gemm_smem[f], gemm_smem[f], gemm64_smem[f], gemm64_smem[f]};
+        for (int i = 0; i < 4 && s == BONSAI_OK; i++) {
+            CUresult r = cu->api->cuFuncSetAttribute(
+                fns[i], CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, (int)bytes[i]);
+            if (r != CUDA_SUCCESS)
+                s = bonsai_cuda_fail(cu->api, r, "cuFuncSetAttribute(GEMM shared memory)");
+        }
     }
     return s;
 }

@@ -29,16 +29,20 @@
 
 #define GEMM_STAGES 3
 #define GEMM_BST 144
+#define GEMM_THREADS 256
+#define GEMM_WN 2 /* warps along the tokens (x 4 along the rows) */
 
-template <int FMT>
+template <int FMT, int BN>
 struct gemm_cfg {
     static constexpr int ABYTES = FMT == FMT_Q1 ? 16 : 32;
     static constexpr int AST = FMT == FMT_Q1 ? 16 : 48;
     static constexpr int OFF_W = 128 * AST;
     static constexpr int OFF_B = OFF_W + 256;
-    static constexpr int OFF_DX = OFF_B + 128 * GEMM_BST;
-    static constexpr int OFF_SX = OFF_DX + 512;
-    static constexpr int STAGE = OFF_SX + 512;
+    static constexpr int OFF_DX = OFF_B + BN * GEMM_BST;
+    static constexpr int OFF_SX = OFF_DX + 4 * BN;
+    static constexpr int STAGE = OFF_SX + 4 * BN;
+    static constexpr int NT = BN / (8 * GEMM_WN);  // 8-token mma tiles per warp
+    static constexpr int BCOPIES = BN * 8 / GEMM_THREADS; // 16-byte B chunks per thread
 };
 
 __device__ __forceinline__ u32 smem_addr(const void *p)
@@ -61,10 +65,7 @@ __device__ __forceinline__ void mma_s8(int *c, u32 a0, u32 a1, u32 a2, u32 a3, u
         : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
 }
 
-#define GEMM_THREADS 256
-#define GEMM_WN 2 /* warps along the tokens (x 4 along the rows) */
-#define GEMM_NT 8 /* 8-token mma tiles per warp: 8 x 8 x GEMM_WN = 128 tokens */
-#define GEMM_BCOPIES (128 * 8 / GEMM_THREADS) /* 16-byte B chunks per thread */
+
 
 /* One thread's share of a stage's copies, resolved once before the k loop:
  * source pointers of block 0 and their advance per block. */
@@ -74,17 +75,17 @@ struct gemm_copies {
     const u8 *misc;   // one scale / d / s chunk (NULL: none)
     int misc_dst;
     size_t misc_step;
-    const u8 *b[GEMM_BCOPIES]; // B chunks
-    int b_dst[GEMM_BCOPIES];
+    const u8 *b[4]; // B chunks (BN * 8 / GEMM_THREADS of them)
+    int b_dst[4];
 };
 
-template <int FMT, bool SWIGLU>
+template <int FMT, bool SWIGLU, int BN>
 __device__ __forceinline__ gemm_copies gemm_plan(int row_base, int tok_base, const u8 *wbits,
                                                  const u16 *wscales, const u8 *ubits,
                                                  const u16 *uscales, int k, const s8 *qs,
                                                  const float *xd, const int *xs, int m_pad)
 {
-    typedef gemm_cfg<FMT> C;
+    typedef gemm_cfg<FMT, BN> C;
     const int tid = threadIdx.x, nb = k / 128;
     const size_t row_bytes = (size_t)k / (FMT == FMT_Q1 ? 8 : 4);
     gemm_copies p;
@@ -100,24 +101,24 @@ __device__ __forceinline__ gemm_copies gemm_plan(int row_base, int tok_base, con
     p.misc = NULL;
     p.misc_dst = 0;
     p.misc_step = 0;
-    const int j = tid; // threads 0..79 also copy one scale / d / s chunk
+    const int j = tid; // threads 0 .. 16 + BN/2 - 1 also copy one scale / d / s chunk
     if (j < 16) { // scales: octet j of tile rows 8j..8j+7
         const int mat = SWIGLU ? (j >> 1) & 1 : 0;
         const int row = SWIGLU ? row_base + (j >> 2) * 16 + (j & 1) * 8 : row_base + 8 * j;
         p.misc = (const u8 *)((mat ? uscales : wscales) + (size_t)(row / 8) * nb * 8);
         p.misc_dst = C::OFF_W + 16 * j;
         p.misc_step = 16;
-    } else if (j >= 16 && j < 48) {
+    } else if (j < 16 + BN / 4) {
         p.misc = (const u8 *)(xd + tok_base + 4 * (j - 16));
         p.misc_dst = C::OFF_DX + 16 * (j - 16);
         p.misc_step = (size_t)m_pad * 4;
-    } else if (j >= 48 && j < 80) {
-        p.misc = (const u8 *)(xs + tok_base + 4 * (j - 48));
-        p.misc_dst = C::OFF_SX + 16 * (j - 48);
+    } else if (j < 16 + BN / 2) {
+        p.misc = (const u8 *)(xs + tok_base + 4 * (j - 16 - BN / 4));
+        p.misc_dst = C::OFF_SX + 16 * (j - 16 - BN / 4);
         p.misc_step = (size_t)m_pad * 4;
     }
 #pragma unroll
-    for (int i = 0; i < GEMM_BCOPIES; i++) { // B: 128 tokens x 8 chunks
+    for (int i = 0; i < C::BCOPIES; i++) { // B: BN tokens x 8 chunks
         const int c = tid + GEMM_THREADS * i, n = c >> 3, ch = c & 7;
         p.b[i] = (const u8 *)qs + (size_t)(tok_base + n) * k + ch * 16;
         p.b_dst[i] = C::OFF_B + n * GEMM_BST + ch * 16;
@@ -126,19 +127,19 @@ __device__ __forceinline__ gemm_copies gemm_plan(int row_base, int tok_base, con
 }
 
 /* Queues the copies of 128-block b into stage buffer st. */
-template <int FMT>
+template <int FMT, int BN>
 __device__ __forceinline__ void gemm_load(u8 *st, int b, const gemm_copies &p)
 {
     if (p.a)
-        cp_async16(st + p.a_dst, p.a + (size_t)b * gemm_cfg<FMT>::ABYTES);
+        cp_async16(st + p.a_dst, p.a + (size_t)b * gemm_cfg<FMT, BN>::ABYTES);
     if (p.misc)
         cp_async16(st + p.misc_dst, p.misc + (size_t)b * p.misc_step);
 #pragma unroll
-    for (int i = 0; i < GEMM_BCOPIES; i++)
+    for (int i = 0; i < gemm_cfg<FMT, BN>::BCOPIES; i++)
         cp_async16(st + p.b_dst[i], p.b[i] + (size_t)b * 128);
 }
 
-template <int FMT, bool SWIGLU>
+template <int FMT, bool SWIGLU, int BN>
 __device__ __forceinline__ void gemm_body(const u8 *__restrict__ wbits,
                                           const u16 *__restrict__ wscales,
                                           const u8 *__restrict__ ubits,
@@ -147,12 +148,13 @@ __device__ __forceinline__ void gemm_body(const u8 *__restrict__ wbits,
                                           const int *__restrict__ xs, int m, int m_pad,
                                           float *__restrict__ y, int add)
 {
-    typedef gemm_cfg<FMT> C;
+    typedef gemm_cfg<FMT, BN> C;
+    constexpr int GEMM_NT = C::NT;
     extern __shared__ __align__(16) u8 smem[];
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     const int warp_m = warp & 3, warp_n = warp >> 2, g = lane >> 2, t = lane & 3;
     const int tok_warp = warp_n * (8 * GEMM_NT); // first token of this warp in the tile
-    const int row_base = blockIdx.x * (SWIGLU ? 64 : 128), tok_base = blockIdx.y * 128;
+    const int row_base = blockIdx.x * (SWIGLU ? 64 : 128), tok_base = blockIdx.y * BN;
     const int nb = k / 128;
 
     float out[2][GEMM_NT][4];
@@ -164,12 +166,12 @@ __device__ __forceinline__ void gemm_body(const u8 *__restrict__ wbits,
             for (int c = 0; c < 4; c++)
                 out[mt][nt][c] = 0.0f;
 
-    const gemm_copies plan = gemm_plan<FMT, SWIGLU>(row_base, tok_base, wbits, wscales, ubits,
+    const gemm_copies plan = gemm_plan<FMT, SWIGLU, BN>(row_base, tok_base, wbits, wscales, ubits,
                                                      uscales, k, qs, xd, xs, m_pad);
 #pragma unroll
     for (int s = 0; s < GEMM_STAGES - 1; s++) {
         if (s < nb)
-            gemm_load<FMT>(smem + s * C::STAGE, s, plan);
+            gemm_load<FMT, BN>(smem + s * C::STAGE, s, plan);
         asm volatile("cp.async.commit_group;");
     }
 
@@ -177,7 +179,7 @@ __device__ __forceinline__ void gemm_body(const u8 *__restrict__ wbits,
         asm volatile("cp.async.wait_group %0;" ::"n"(GEMM_STAGES - 2));
         __syncthreads();
         if (b + GEMM_STAGES - 1 < nb)
-            gemm_load<FMT>(smem + ((b + GEMM_STAGES - 1) % GEMM_STAGES) * C::STAGE,
+            gemm_load<FMT, BN>(smem + ((b + GEMM_STAGES - 1) % GEMM_STAGES) * C::STAGE,
                            b + GEMM_STAGES - 1, plan);
         asm volatile("cp.async.commit_group;");
         const u8 *st = smem + (b % GEMM_STAGES) * C::STAGE;
@@ -279,13 +281,20 @@ __device__ __forceinline__ void gemm_body(const u8 *__restrict__ wbits,
         const float *__restrict__ xd, const int *__restrict__ xs, int m, int m_pad,              \
         float *__restrict__ y, int add
 #define GEMM_PASS wbits, wscales, ubits, uscales, rows, k, qs, xd, xs, m, m_pad, y, add
-#define GEMM(NAME, FMT, SWIGLU)                                               \
-    extern "C" __global__ void __launch_bounds__(GEMM_THREADS, 1) NAME(GEMM_ARGS)      \
+/* BN = 128 tokens per tile (1 block per SM, 212-224 registers) and BN = 64
+ * (2 blocks per SM at <= 128 registers, so one block's barrier and copies
+ * overlap the other's mma). */
+#define GEMM(NAME, FMT, SWIGLU, BN, MINB)                                     \
+    extern "C" __global__ void __launch_bounds__(GEMM_THREADS, MINB) NAME(GEMM_ARGS) \
     {                                                                         \
-        gemm_body<FMT, SWIGLU>(GEMM_PASS);                                    \
+        gemm_body<FMT, SWIGLU, BN>(GEMM_PASS);                                \
     }
 
-GEMM(bonsai_gemm_q1, FMT_Q1, false)
-GEMM(bonsai_gemm_tq2, FMT_TQ2, false)
-GEMM(bonsai_gemm_swiglu_q1, FMT_Q1, true)
-GEMM(bonsai_gemm_swiglu_tq2, FMT_TQ2, true)
+GEMM(bonsai_gemm_q1, FMT_Q1, false, 128, 1)
+GEMM(bonsai_gemm_tq2, FMT_TQ2, false, 128, 1)
+GEMM(bonsai_gemm_swiglu_q1, FMT_Q1, true, 128, 1)
+GEMM(bonsai_gemm_swiglu_tq2, FMT_TQ2, true, 128, 1)
+GEMM(bonsai_gemm_q1_bn64, FMT_Q1, false, 64, 2)
+GEMM(bonsai_gemm_tq2_bn64, FMT_TQ2, false, 64, 2)
+GEMM(bonsai_gemm_swiglu_q1_bn64, FMT_Q1, true, 64, 2)
+GEMM(bonsai_gemm_swiglu_tq2_bn64, FMT_TQ2, true, 64, 2)
