@@ -230,7 +230,7 @@ static void run_case(bonsai_cuda *cu, bonsai_type type, size_t rows, size_t k, s
         bonsai_cuda_set_gemm_min_tokens(cu, path == 1 || path == 3 ? 1 : (size_t)1 << 30);
         cu->gemv_r8_min_rows = path == 2 ? 1 : (size_t)1 << 30;
         const int tile_tokens = cu->gemm_tile_tokens;
-        cu->gemm_tile_tokens = path == 3 ? 64 : 128;
+        cu->gemm_tile_tokens = path == 3 ? 64 : path == 1 ? 128 : 0;
         s = op == OP_SWIGLU ? bonsai_cuda_matmul_swiglu(cu, dw, du, dx, m, dy)
             : op == OP_ADD  ? bonsai_cuda_matmul_add(cu, dw, dx, m, dy)
                             : bonsai_cuda_matmul(cu, dw, dx, m, dy);

@@ -123,10 +123,10 @@ bonsai_status bonsai_cuda_open(const bonsai_cuda_params *params, bonsai_cuda **o
     const char *env = getenv("BONSAI_CUDA_GEMM_MIN_TOKENS"); // tuning knobs
     if (env && atol(env) > 0)
         cu->gemm_min_tokens = (size_t)atol(env);
-    cu->gemm_tile_tokens = 128;
+    cu->gemm_tile_tokens = 0; /* 0: the measured rule in matmul.c */
     env = getenv("BONSAI_CUDA_GEMM_BN");
-    if (env && atol(env) == 64)
-        cu->gemm_tile_tokens = 64;
+    if (env && (atol(env) == 64 || atol(env) == 128))
+        cu->gemm_tile_tokens = (int)atol(env);
     env = getenv("BONSAI_CUDA_GEMV_R8_MIN_ROWS");
     if (env && atol(env) > 0)
         cu->gemv_r8_min_rows = (size_t)atol(env);

@@ -39,7 +39,7 @@ struct bonsai_cuda {
     CUfunction gemm[BONSAI_CUDA_FMTS], gemm_swiglu[BONSAI_CUDA_FMTS];         /* 128-token tiles */
     CUfunction gemm64[BONSAI_CUDA_FMTS], gemm64_swiglu[BONSAI_CUDA_FMTS];     /* 64-token tiles */
     size_t gemm_smem[BONSAI_CUDA_FMTS], gemm64_smem[BONSAI_CUDA_FMTS];
-    int gemm_tile_tokens; /* 128 or 64 (BONSAI_CUDA_GEMM_BN) */
+    int gemm_tile_tokens; /* 64 or 128 (BONSAI_CUDA_GEMM_BN); 0: rule in matmul.c */
     /* quantized activations: qs [m_pad][k] int8, d and s [k/128][m_pad] */
     CUdeviceptr act_qs, act_d, act_s;
     size_t act_bytes; /* capacity of act_qs; act_d/act_s hold act_bytes/128 */

@@ -134,7 +134,9 @@ bonsai_status bonsai_cuda_matmul_quantized(bonsai_cuda *cu, const bonsai_cuda_ma
                     &cu->act_qs, &cu->act_d, &cu->act_s, &im, &im_pad, &yp, &iadd};
     if (!cu->act_gemv) {
         const unsigned tile_rows = u ? 64 : 128;
-        const int bn64 = cu->gemm_tile_tokens == 64;
+        // 64-token tiles (2 blocks per SM) win below 256 tokens, 128 from there
+        // (bench/NOTES.md CUDA: n = 64 30 vs 50 us, n = 512 347 vs 363 TFLOP/s)
+        const int bn64 = cu->gemm_tile_tokens ? cu->gemm_tile_tokens == 64 : m < 256;
         const size_t bn = bn64 ? 64 : 128;
         CUfunction f = bn64 ? (u ? cu->gemm64_swiglu[fmt] : cu->gemm64[fmt])
                             : (u ? cu->gemm_swiglu[fmt] : cu->gemm[fmt]);
