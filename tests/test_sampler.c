@@ -182,6 +182,32 @@ static void test_filters(void)
         keep[i] = prob[i] >= 0.1 * prob[order[0]];
     check_draws("min-p 0.1", &p, l, keep, N);
 
+    /* top-p 0.99 where the mass sits far below the best logit: one token at
+     * 10, a thousand at 0 (the best holds 0.957): the kept set is the best
+     * and the lowest ids at 0 until 0.99 is reached */
+    {
+        enum { NF = 1001 };
+        float flat[NF];
+        int keep_flat[NF], all_flat[NF];
+        double pf[NF];
+        for (int i = 0; i < NF; i++) {
+            flat[i] = i == 500 ? 10.0f : 0.0f;
+            all_flat[i] = 1;
+        }
+        expected_probs(flat, all_flat, NF, 1.0, pf);
+        double c = pf[500];
+        memset(keep_flat, 0, sizeof keep_flat);
+        keep_flat[500] = 1;
+        for (int i = 0; i < NF && c < 0.99; i++)
+            if (i != 500) {
+                keep_flat[i] = 1;
+                c += pf[i];
+            }
+        bonsai_sampler_params q = plain(1.0f);
+        q.top_p = 0.99f;
+        check_draws("top-p 0.99 with the mass 10 below the best", &q, flat, keep_flat, NF);
+    }
+
     /* all together, at temperature 0.7: top-k 10 then top-p 0.9 (on the
      * softmax of the ten) then min-p 0.05, then temperature */
     p = plain(0.7f);

@@ -1,8 +1,10 @@
 /* Token sampling with llama.cpp's meanings, in its order:
  *   repetition penalty -> top-k -> top-p -> min-p -> temperature -> draw
  * (greedy when temperature <= 0: argmax after the penalty, lowest id on
- * ties). Candidates are kept sorted by logit, descending (ties by id), so
- * the filters cut prefixes. The RNG is splitmix64 seeded from the params:
+ * ties). The filters keep prefixes of the candidates sorted by logit
+ * (descending, ties by id): top-k is one pass with a heap, and only the
+ * candidates above the filters' floor are sorted, so a step costs about
+ * one pass over the vocabulary. The RNG is splitmix64 seeded from the params:
  * the same seed and inputs give the same tokens. */
 #include <math.h>
 #include <stdlib.h>
@@ -22,7 +24,8 @@ struct bonsai_sampler {
     uint64_t rng;
     int32_t *history; /* ring of the last repeat_last_n accepted tokens */
     size_t hist_len, hist_next, hist_cap;
-    cand *c;          /* [n_vocab] */
+    cand *pool;       /* [n_vocab] top-k survivors */
+    cand *c;          /* [n_vocab] candidates above the filters' floor, sorted */
     float *logits;    /* [n_vocab] penalized copy */
 };
 
@@ -57,9 +60,10 @@ bonsai_status bonsai_sampler_create(const bonsai_sampler_params *params, size_t 
     s->n_vocab = n_vocab;
     s->hist_cap = (size_t)p.repeat_last_n;
     s->history = malloc((s->hist_cap ? s->hist_cap : 1) * sizeof *s->history);
+    s->pool = malloc(n_vocab * sizeof *s->pool);
     s->c = malloc(n_vocab * sizeof *s->c);
     s->logits = malloc(n_vocab * sizeof *s->logits);
-    if (!s->history || !s->c || !s->logits) {
+    if (!s->history || !s->pool || !s->c || !s->logits) {
         bonsai_sampler_free(s);
         return bonsai_fail(BONSAI_ERR_OUT_OF_MEMORY, "sampler: out of memory for %zu tokens",
                            n_vocab);
@@ -74,6 +78,7 @@ void bonsai_sampler_free(bonsai_sampler *s)
     if (!s)
         return;
     free(s->history);
+    free(s->pool);
     free(s->c);
     free(s->logits);
     free(s);
@@ -141,32 +146,52 @@ static int cmp_cand(const void *pa, const void *pb)
     return before(a, b) ? -1 : before(b, a) ? 1 : 0;
 }
 
-static void swap(cand *a, cand *b)
+/* Restores the min-heap (root = last in `before` order) below i. */
+static void sift_down(cand *h, size_t n, size_t i)
 {
-    cand t = *a;
-    *a = *b;
-    *b = t;
+    for (;;) {
+        size_t w = i, l = 2 * i + 1, r = l + 1;
+        if (l < n && before(&h[w], &h[l]))
+            w = l;
+        if (r < n && before(&h[w], &h[r]))
+            w = r;
+        if (w == i)
+            return;
+        cand t = h[i];
+        h[i] = h[w];
+        h[w] = t;
+        i = w;
+    }
 }
 
-/* Moves the k first (in `before` order) of c[0..n) to c[0..k), unsorted. */
-static void select_first(cand *c, size_t n, size_t k)
+/* The k first logits in `before` order into out[0..k), unsorted: one pass
+ * with a heap of k, whose root is the one a newcomer must beat. */
+static void select_top_k(const float *l, size_t n, size_t k, cand *out)
 {
-    size_t lo = 0, hi = n; /* the k-th lies in [lo, hi) */
-    while (hi - lo > 1) {
-        swap(&c[lo + (hi - lo) / 2], &c[hi - 1]);
-        const cand pivot = c[hi - 1];
-        size_t store = lo;
-        for (size_t i = lo; i + 1 < hi; i++)
-            if (before(&c[i], &pivot))
-                swap(&c[i], &c[store++]);
-        swap(&c[store], &c[hi - 1]);
-        if (store == k || store + 1 == k)
-            return;
-        if (store > k)
-            hi = store;
-        else
-            lo = store + 1;
+    for (size_t i = 0; i < k; i++)
+        out[i] = (cand){l[i], (int32_t)i};
+    for (size_t i = k / 2; i-- > 0;)
+        sift_down(out, k, i);
+    for (size_t i = k; i < n; i++) {
+        const cand c = {l[i], (int32_t)i};
+        if (before(&c, &out[0])) {
+            out[0] = c;
+            sift_down(out, k, 0);
+        }
     }
+}
+
+/* Candidates (from src[0..n), or every logit when src is NULL) whose logit
+ * is >= floor, into dst; returns the count. */
+static size_t gather(const cand *src, size_t n, const float *l, float floor, cand *dst)
+{
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++) {
+        const cand c = src ? src[i] : (cand){l[i], (int32_t)i};
+        if (c.logit >= floor)
+            dst[m++] = c;
+    }
+    return m;
 }
 
 bonsai_status bonsai_sampler_sample(bonsai_sampler *s, const float *logits, size_t n_vocab,
@@ -179,64 +204,87 @@ bonsai_status bonsai_sampler_sample(bonsai_sampler *s, const float *logits, size
         return bonsai_fail(BONSAI_ERR_INVALID_ARG,
                            "sampler: %zu logits given, the sampler was made for %zu", n_vocab,
                            s->n_vocab);
-    memcpy(s->logits, logits, n_vocab * sizeof *logits);
-    apply_repeat_penalty(s);
+    const float *l = logits;
+    if (s->p.repeat_penalty != 1.0f && s->hist_len > 0) {
+        memcpy(s->logits, logits, n_vocab * sizeof *logits);
+        apply_repeat_penalty(s);
+        l = s->logits;
+    }
 
     if (s->p.temperature <= 0) {
         size_t best = 0;
+        float best_logit = l[0];
         for (size_t i = 1; i < n_vocab; i++)
-            if (s->logits[i] > s->logits[best])
+            if (l[i] > best_logit) {
+                best_logit = l[i];
                 best = i;
+            }
         *token = (int32_t)best;
         return BONSAI_OK;
     }
 
-    /* top-k: the k largest, sorted */
+    /* top-k: the k largest (unsorted); without it every token stays */
+    const cand *pool = NULL; /* NULL: all of l */
     size_t n = n_vocab;
-    for (size_t i = 0; i < n; i++)
-        s->c[i] = (cand){s->logits[i], (int32_t)i};
-    if (s->p.top_k > 0 && (size_t)s->p.top_k < n) {
-        select_first(s->c, n, (size_t)s->p.top_k);
+    if (s->p.top_k > 0 && (size_t)s->p.top_k < n_vocab) {
         n = (size_t)s->p.top_k;
+        select_top_k(l, n_vocab, n, s->pool);
+        pool = s->pool;
     }
-    qsort(s->c, n, sizeof *s->c, cmp_cand);
+    float max = -INFINITY;
+    for (size_t i = 0; i < n; i++)
+        max = fmaxf(max, pool ? pool[i].logit : l[i]);
 
-    /* top-p on the softmax of what is left */
-    const float max = s->c[0].logit;
+    /* The filters keep a prefix of the candidates sorted by logit, so only
+     * those above a floor need sorting: min-p's floor, max + log(min_p);
+     * top-p's, lowered until what is above it holds top_p of the mass
+     * (softmax over every candidate left by top-k). */
+    const float minp_floor = s->p.min_p > 0 ? max + logf(s->p.min_p) : -INFINITY;
+    size_t m;
+    double total = 0;
     if (s->p.top_p < 1.0f) {
-        double total = 0;
         for (size_t i = 0; i < n; i++)
-            total += exp((double)(s->c[i].logit - max));
+            total += exp((double)(pool ? pool[i].logit : l[i]) - max);
+        for (float depth = 4.0f;; depth *= 2) {
+            const float floor = fmaxf(max - depth, minp_floor);
+            m = gather(pool, n, l, floor, s->c);
+            double mass = 0;
+            for (size_t i = 0; i < m; i++)
+                mass += exp((double)s->c[i].logit - max);
+            if (mass >= (double)s->p.top_p * total || floor == minp_floor || m == n ||
+                depth > 1e30f)
+                break;
+        }
+    } else {
+        m = gather(pool, n, l, minp_floor, s->c);
+    }
+    qsort(s->c, m, sizeof *s->c, cmp_cand);
+
+    /* top-p: smallest prefix whose probability reaches top_p */
+    if (s->p.top_p < 1.0f) {
         double cum = 0;
-        size_t keep = n;
-        for (size_t i = 0; i < n; i++) {
-            cum += exp((double)(s->c[i].logit - max)) / total;
+        for (size_t i = 0; i < m; i++) {
+            cum += exp((double)s->c[i].logit - max) / total;
             if (cum >= s->p.top_p) {
-                keep = i + 1;
+                m = i + 1;
                 break;
             }
         }
-        n = keep;
     }
-    /* min-p: p_i >= min_p * p_max, i.e. logit_i >= max + log(min_p) */
-    if (s->p.min_p > 0) {
-        const double floor_logit = (double)max + log((double)s->p.min_p);
-        size_t keep = 1;
-        while (keep < n && (double)s->c[keep].logit >= floor_logit)
-            keep++;
-        n = keep;
-    }
+    /* min-p already held by the floor; at least the best token stays */
+    if (m == 0)
+        m = 1;
 
     /* temperature and the draw */
     const double inv_t = 1.0 / (double)s->p.temperature;
-    double total = 0;
-    for (size_t i = 0; i < n; i++)
-        total += exp((double)(s->c[i].logit - max) * inv_t);
-    const double u = next_uniform(s) * total;
+    double sum = 0;
+    for (size_t i = 0; i < m; i++)
+        sum += exp(((double)s->c[i].logit - max) * inv_t);
+    const double u = next_uniform(s) * sum;
     double cum = 0;
-    size_t pick = n - 1;
-    for (size_t i = 0; i < n; i++) {
-        cum += exp((double)(s->c[i].logit - max) * inv_t);
+    size_t pick = m - 1;
+    for (size_t i = 0; i < m; i++) {
+        cum += exp(((double)s->c[i].logit - max) * inv_t);
         if (u < cum) {
             pick = i;
             break;
