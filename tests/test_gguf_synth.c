@@ -2,8 +2,9 @@
  * type, opened with the reader and checked against the preset table in
  * bonsai/gguf.h (shapes, types and byte sizes worked out here from the
  * block layouts), the qwen3 and tokenizer metadata, value ranges of the
- * random weights, determinism per seed, argument errors, no temporary file
- * left behind; and `bonsai info -m` on the result. */
+ * random weights, Q/K/V stored back to back, determinism per seed, argument
+ * errors, no temporary file left behind; and `bonsai info -m` on the
+ * result. */
 #include <dirent.h>
 #include <limits.h>
 #include <stdio.h>
@@ -200,6 +201,19 @@ static void test_preset(const char *preset, bonsai_type wt, int tied)
             check_tensor(g, name, parts[i].f32 ? BONSAI_TYPE_F32 : wt, parts[i].ne0,
                          parts[i].ne1);
         }
+    }
+    /* Q, K and V back to back (the model fuses them when they are) */
+    for (int l = 0; l < 2; l++) {
+        char q[32], k[32], v[32];
+        snprintf(q, sizeof q, "blk.%d.attn_q.weight", l);
+        snprintf(k, sizeof k, "blk.%d.attn_k.weight", l);
+        snprintf(v, sizeof v, "blk.%d.attn_v.weight", l);
+        const bonsai_gguf_tensor *tq = bonsai_gguf_find_tensor(g, q),
+                                 *tk = bonsai_gguf_find_tensor(g, k),
+                                 *tv = bonsai_gguf_find_tensor(g, v);
+        CHECK(tq && tk && tv && (const uint8_t *)tq->data + tq->bytes == tk->data &&
+                  (const uint8_t *)tk->data + tk->bytes == tv->data,
+              "layer %d: attn_q, attn_k, attn_v back to back", l);
     }
     check_values(g, wt);
     bonsai_gguf_close(g);
