@@ -97,6 +97,14 @@ static void check_scalars(const bonsai_gguf *g)
     CHECK(bonsai_gguf_get_u64(g, "k.i16", &u) == BONSAI_ERR_FORMAT, "negative i16 refused");
     CHECK(bonsai_gguf_get_u64(g, "k.i32", &u) == BONSAI_ERR_FORMAT, "negative i32 refused");
     CHECK(bonsai_gguf_get_u64(g, "k.i64", &u) == BONSAI_ERR_FORMAT, "negative i64 refused");
+    int64_t i64 = 0;
+    CHECK(bonsai_gguf_get_i64(g, "k.i8", &i64) == BONSAI_OK && i64 == -5, "i8 -> i64");
+    CHECK(bonsai_gguf_get_i64(g, "k.i16", &i64) == BONSAI_OK && i64 == -30000, "i16 -> i64");
+    CHECK(bonsai_gguf_get_i64(g, "k.i32", &i64) == BONSAI_OK && i64 == -7, "i32 -> i64");
+    CHECK(bonsai_gguf_get_i64(g, "k.i64", &i64) == BONSAI_OK && i64 == -9, "i64");
+    CHECK(bonsai_gguf_get_i64(g, "k.u32", &i64) == BONSAI_OK && i64 == 4000000000ll, "u32 -> i64");
+    CHECK(bonsai_gguf_get_i64(g, "k.f64", &i64) == BONSAI_ERR_FORMAT, "float as i64 refused");
+    CHECK(bonsai_gguf_get_i64(g, "k.absent", &i64) == BONSAI_ERR_NOT_FOUND, "absent i64");
     CHECK(bonsai_gguf_get_f32(g, "k.f32", &f) == BONSAI_OK && f == 1.5f, "f32");
     CHECK(bonsai_gguf_get_f32(g, "k.f64", &f) == BONSAI_OK && f == 0.25f, "f64 -> f32");
     CHECK(bonsai_gguf_get_f32(g, "k.u32", &f) == BONSAI_ERR_FORMAT &&

@@ -69,6 +69,7 @@ long bonsai_gguf_find_key(const bonsai_gguf *g, const char *key);
  * convert (integers convert when the value fits; floats from FLOAT32/64). */
 bonsai_status bonsai_gguf_get_u64(const bonsai_gguf *g, const char *key, uint64_t *out);
 bonsai_status bonsai_gguf_get_u32(const bonsai_gguf *g, const char *key, uint32_t *out);
+bonsai_status bonsai_gguf_get_i64(const bonsai_gguf *g, const char *key, int64_t *out);
 bonsai_status bonsai_gguf_get_f32(const bonsai_gguf *g, const char *key, float *out);
 bonsai_status bonsai_gguf_get_bool(const bonsai_gguf *g, const char *key, int *out);
 /* String values are not NUL-terminated in the file: (pointer, length). */

@@ -87,6 +87,33 @@ bonsai_status bonsai_gguf_get_u64(const bonsai_gguf *g, const char *key, uint64_
     return BONSAI_OK;
 }
 
+bonsai_status bonsai_gguf_get_i64(const bonsai_gguf *g, const char *key, int64_t *out)
+{
+    const gguf_kv *kv = NULL;
+    bonsai_status s = lookup(g, key, out, &kv);
+    if (s != BONSAI_OK)
+        return s;
+    uint64_t u;
+    int negative;
+    if (!read_integer(kv, &u, &negative))
+        return wrong_type(kv, "an integer");
+    if (negative) {
+        /* signed types: read the value again as it is stored */
+        int64_t v = 0;
+        if (kv->type == BONSAI_GGUF_INT8) { int8_t x; memcpy(&x, kv->value, 1); v = x; }
+        else if (kv->type == BONSAI_GGUF_INT16) { int16_t x; memcpy(&x, kv->value, 2); v = x; }
+        else if (kv->type == BONSAI_GGUF_INT32) { int32_t x; memcpy(&x, kv->value, 4); v = x; }
+        else memcpy(&v, kv->value, 8);
+        *out = v;
+        return BONSAI_OK;
+    }
+    if (u > (uint64_t)INT64_MAX)
+        return bonsai_fail(BONSAI_ERR_FORMAT, "key %s is %llu; expected at most %lld", key,
+                           (unsigned long long)u, (long long)INT64_MAX);
+    *out = (int64_t)u;
+    return BONSAI_OK;
+}
+
 bonsai_status bonsai_gguf_get_u32(const bonsai_gguf *g, const char *key, uint32_t *out)
 {
     uint64_t v;

@@ -34,6 +34,26 @@ static void print_build(void)
     info_cuda_print(); /* info_cuda.c */
 }
 
+/* A string on one line: control bytes escaped, at most max bytes shown. */
+static void print_escaped(const char *s, size_t len, size_t max)
+{
+    putchar('"');
+    for (size_t i = 0; i < len && i < max; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '\n')
+            fputs("\\n", stdout);
+        else if (c == '"' || c == '\\')
+            printf("\\%c", c);
+        else if (c < 0x20 || c == 0x7f)
+            printf("\\x%02x", c);
+        else
+            putchar(c);
+    }
+    putchar('"');
+    if (len > max)
+        fputs("...", stdout);
+}
+
 /* One metadata value in a line: scalars in full, strings up to 60 bytes,
  * arrays as element type and count. */
 static void print_value(const bonsai_gguf *g, size_t i)
@@ -41,12 +61,13 @@ static void print_value(const bonsai_gguf *g, size_t i)
     const char *key = bonsai_gguf_kv_key(g, i);
     bonsai_gguf_type t = bonsai_gguf_kv_type(g, i);
     uint64_t u;
+    int64_t sv;
     float f;
     int b;
     const char *s;
     size_t len;
     if (t == BONSAI_GGUF_STRING && bonsai_gguf_get_str(g, key, &s, &len) == BONSAI_OK) {
-        printf("\"%.*s\"%s", (int)(len > 60 ? 60 : len), s, len > 60 ? "..." : "");
+        print_escaped(s, len, 60);
     } else if (t == BONSAI_GGUF_ARRAY) {
         bonsai_gguf_type et;
         uint64_t n;
@@ -62,8 +83,8 @@ static void print_value(const bonsai_gguf *g, size_t i)
         printf("%g", f);
     } else if (bonsai_gguf_get_u64(g, key, &u) == BONSAI_OK) {
         printf("%" PRIu64, u);
-    } else {
-        printf("(negative integer)");
+    } else if (bonsai_gguf_get_i64(g, key, &sv) == BONSAI_OK) {
+        printf("%" PRId64, sv);
     }
 }
 
