@@ -35,6 +35,7 @@ void bonsai_avx2_quantize_q8(const float *x, size_t k, bonsai_block_q8 *out)
     for (size_t b = 0; b < k / BONSAI_QK; b++, x += BONSAI_QK) {
         __m256 v[16];
         __m256 vmax = _mm256_setzero_ps();
+#pragma GCC unroll 16
         for (int i = 0; i < 16; i++) {
             v[i] = _mm256_loadu_ps(x + 8 * i);
             vmax = _mm256_max_ps(vmax, _mm256_and_ps(v[i], abs_mask));
@@ -42,8 +43,10 @@ void bonsai_avx2_quantize_q8(const float *x, size_t k, bonsai_block_q8 *out)
         const float d = hmax_ps(vmax) / 127.0f;
         const __m256 inv = _mm256_set1_ps(d > 0 ? 1.0f / d : 0.0f);
         __m256i sum = _mm256_setzero_si256();
+#pragma GCC unroll 16
         for (int i = 0; i < 16; i += 4) { // 32 codes per store
             __m256i q[4];
+#pragma GCC unroll 4
             for (int j = 0; j < 4; j++) {
                 q[j] = _mm256_cvtps_epi32(_mm256_mul_ps(v[i + j], inv));
                 sum = _mm256_add_epi32(sum, q[j]);

@@ -39,6 +39,7 @@ q1_q8_row(const uint8_t *row, const bonsai_block_q8 *x, size_t nb, const int nt,
     for (size_t b = 0; b < nb; b++) { // [k / 128]
         const uint8_t *blk = row + b * Q1_BLOCK_BYTES;
         __m256i u[4];
+#pragma GCC unroll 4
         for (int c = 0; c < 4; c++)
             u[c] = q1_bits_to_01(blk + 2 + 4 * c);
         const __m256 dw = _mm256_set1_ps(avx2_load_fp16(blk));

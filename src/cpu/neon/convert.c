@@ -16,6 +16,7 @@ void bonsai_neon_quantize_q8(const float *x, size_t k, bonsai_block_q8 *out)
     for (size_t b = 0; b < k / BONSAI_QK; b++, x += BONSAI_QK) {
         float32x4_t v[32];
         float32x4_t vmax = vdupq_n_f32(0);
+#pragma GCC unroll 32
         for (int i = 0; i < 32; i++) {
             v[i] = vld1q_f32(x + 4 * i);
             vmax = vmaxq_f32(vmax, vabsq_f32(v[i]));
@@ -23,8 +24,10 @@ void bonsai_neon_quantize_q8(const float *x, size_t k, bonsai_block_q8 *out)
         const float d = vmaxvq_f32(vmax) / 127.0f;
         const float inv = d > 0 ? 1.0f / d : 0.0f;
         int32x4_t sum = vdupq_n_s32(0);
+#pragma GCC unroll 8
         for (int i = 0; i < 32; i += 4) { // 16 codes per store
             int32x4_t q[4];
+#pragma GCC unroll 4
             for (int j = 0; j < 4; j++) {
                 q[j] = vcvtnq_s32_f32(vmulq_n_f32(v[i + j], inv));
                 sum = vaddq_s32(sum, q[j]);

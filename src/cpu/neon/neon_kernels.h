@@ -49,6 +49,7 @@ static inline void neon_q1_masks(const uint8_t *qs, uint8x16_t m[8])
 {
     static const uint8_t bit_of[16] = {1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128};
     const uint8x16_t bits = vld1q_u8(qs), sel = vld1q_u8(bit_of);
+#pragma GCC unroll 8
     for (int c = 0; c < 8; c++) {
         const uint8x16_t owner = vcombine_u8(vdup_n_u8((uint8_t)(2 * c)), vdup_n_u8((uint8_t)(2 * c + 1)));
         m[c] = vtstq_u8(vqtbl1q_u8(bits, owner), sel);
@@ -64,6 +65,7 @@ static inline void neon_tq2_weights(const uint8_t *qs, int8x16_t w[8])
     static const int8_t code_value[16] = {-1, 0, 1, 0};
     const int8x16_t table = vld1q_s8(code_value);
     const uint8x16_t m3 = vdupq_n_u8(3);
+#pragma GCC unroll 2
     for (int h = 0; h < 2; h++) {
         const uint8x16_t v = vld1q_u8(qs + 16 * h);
         const int8x16_t p0 = vqtbl1q_s8(table, vandq_u8(v, m3));
@@ -93,17 +95,21 @@ static inline void neon_weights_to_f32(int8x16_t w, float d, float32x4_t out[4])
 }
 
 /* f32 mode for any format once its block is decoded to int8 weights:
- * acc[t][g] += w * x_t over 16 weights at x offset j (4 chains per token). */
+ * acc[t][.] += w * x_t over 16 weights at x offset j (4 chains per token,
+ * 2 when 3 or 4 tokens keep enough FMAs in flight; unused chains stay 0). */
 static inline __attribute__((always_inline)) void
 neon_f32_chunk(int8x16_t w, float d, const float *x, size_t k, size_t j, const int nt,
                float32x4_t acc[NEON_TOKEN_GROUP][4])
 {
+    const int chains = nt >= 3 ? 2 : 4;
     float32x4_t wf[4];
     neon_weights_to_f32(w, d, wf);
+#pragma GCC unroll 4
     for (int g = 0; g < 4; g++)
 #pragma GCC unroll 4
         for (int t = 0; t < nt; t++)
-            acc[t][g] = vfmaq_f32(acc[t][g], wf[g], vld1q_f32(x + (size_t)t * k + j + 4 * (size_t)g));
+            acc[t][g % chains] = vfmaq_f32(acc[t][g % chains], wf[g],
+                                           vld1q_f32(x + (size_t)t * k + j + 4 * (size_t)g));
 }
 
 static inline float neon_f32_sum(const float32x4_t a[4])

@@ -29,6 +29,7 @@ q1_q8_row(const uint8_t *row, const bonsai_block_q8 *x, size_t nb, const int nt,
         for (int t = 0; t < nt; t++) {
             const bonsai_block_q8 *xb = x + (size_t)t * nb + b;
             int16x8_t s16[2] = {vdupq_n_s16(0), vdupq_n_s16(0)};
+#pragma GCC unroll 8
             for (int c = 0; c < 8; c++) // 16 weights each
                 s16[c & 1] = vpadalq_s8(s16[c & 1], vandq_s8(vld1q_s8(xb->qs + 16 * c),
                                                              vreinterpretq_s8_u8(m[c])));
@@ -68,6 +69,7 @@ q1_f32_row(const uint8_t *row, const float *x, size_t k, const int nt, float *y,
     float32x4_t acc[NEON_TOKEN_GROUP][4];
 #pragma GCC unroll 4
     for (int t = 0; t < nt; t++)
+#pragma GCC unroll 4
         for (int g = 0; g < 4; g++)
             acc[t][g] = vdupq_n_f32(0);
     for (size_t b = 0; b < nb; b++) { // [k / 128]
@@ -75,6 +77,7 @@ q1_f32_row(const uint8_t *row, const float *x, size_t k, const int nt, float *y,
         uint8x16_t m[8];
         neon_q1_masks(blk + 2, m);
         const float dw = neon_load_fp16(blk);
+#pragma GCC unroll 8
         for (int c = 0; c < 8; c++)
             neon_f32_chunk(vbslq_s8(m[c], plus, minus), dw, x, k, b * BONSAI_QK + 16 * (size_t)c,
                            nt, acc);

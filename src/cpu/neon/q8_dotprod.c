@@ -17,6 +17,7 @@
 static inline int32_t dot128(const int8x16_t w[8], const int8_t *q)
 {
     int32x4_t s[2] = {vdupq_n_s32(0), vdupq_n_s32(0)};
+#pragma GCC unroll 8
     for (int c = 0; c < 8; c++)
         s[c & 1] = vdotq_s32(s[c & 1], w[c], vld1q_s8(q + 16 * c));
     return vaddvq_s32(vaddq_s32(s[0], s[1]));
@@ -32,6 +33,7 @@ q1_q8_row(const uint8_t *row, const bonsai_block_q8 *x, size_t nb, const int nt,
         uint8x16_t m[8];
         neon_q1_masks(blk + 2, m);
         int8x16_t neg_one_at_set[8];
+#pragma GCC unroll 8
         for (int c = 0; c < 8; c++)
             neg_one_at_set[c] = vreinterpretq_s8_u8(m[c]);
         const float dw = neon_load_fp16(blk);
