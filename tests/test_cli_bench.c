@@ -195,7 +195,7 @@ static const jfield *get(const jobject *o, const char *key, jkind kind)
 
 static int near(double got, double want)
 {
-    return fabs(got - want) <= 0.006 + 0.01 * fabs(want); /* values carry 2 decimals */
+    return fabs(got - want) <= 1e-9 + 1e-3 * fabs(want); /* JSON carries 6 digits */
 }
 
 static void check_json_run(void)
@@ -248,11 +248,9 @@ static void check_json_run(void)
               2.0 * rows * k * tokens / us * 1e-3);
         double roof = get(o, "roof_gbps", J_NUM)->num;
         CHECK(roof > 0 && roof < 1e5, "object %d: roof_gbps %g", i, roof);
-        /* weight_gbps carries 2 decimals: up to 0.005 / roof off in the ratio */
-        CHECK(roof <= 0 || fabs(get(o, "roof_frac", J_NUM)->num -
-                                get(o, "weight_gbps", J_NUM)->num / roof) <= 0.002 + 0.005 / roof +
-                                0.01 * get(o, "roof_frac", J_NUM)->num,
-              "object %d: roof_frac", i);
+        CHECK(roof <= 0 || near(get(o, "roof_frac", J_NUM)->num, bytes / us * 1e-3 / roof),
+              "object %d: roof_frac %g, expected %g", i, get(o, "roof_frac", J_NUM)->num,
+              roof > 0 ? bytes / us * 1e-3 / roof : 0);
         CHECK((get(o, "quant_us", J_NUM) != NULL) == !mi, "object %d: quant_us only in q8", i);
         seen[ti][mi][ni][ci]++;
     }

@@ -210,10 +210,13 @@ static void json_string(FILE *out, const char *s)
     fputc('"', out);
 }
 
-static void json_number(FILE *out, double v, int decimals)
+/* JSON keeps 6 significant digits whatever the md decimals: small values
+ * (GB/s of a tiny matrix, a fraction of a slow roof) stay exact enough to
+ * recompute one field from another. */
+static void json_number(FILE *out, double v)
 {
     if (isfinite(v))
-        fprintf(out, "%.*f", decimals, v);
+        fprintf(out, "%.6g", v);
     else
         fprintf(out, "null");
 }
@@ -235,16 +238,16 @@ static int print_json(const bench_report *r, FILE *out)
             switch (f->kind) {
             case F_STR: json_string(out, f->str); break;
             case F_INT: fprintf(out, "%lld", f->i); break;
-            case F_NUM: json_number(out, f->d, f->decimals); break;
+            case F_NUM: json_number(out, f->d); break;
             case F_BOOL: fprintf(out, "%s", f->i ? "true" : "false"); break;
             case F_MEAN_SD:
-                json_number(out, f->d, f->decimals);
+                json_number(out, f->d);
                 fprintf(out, ", ");
                 char key[KEY_LEN + 8];
                 snprintf(key, sizeof key, "%s_stddev", f->key);
                 json_string(out, key);
                 fprintf(out, ": ");
-                json_number(out, f->sd, f->decimals);
+                json_number(out, f->sd);
                 break;
             }
         }
