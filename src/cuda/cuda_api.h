@@ -27,6 +27,27 @@ typedef unsigned long long CUdeviceptr;
 #define CU_STREAM_NON_BLOCKING 1
 #define CU_EVENT_DEFAULT 0
 
+/* cuLaunchKernelEx (CUDA 12+): one attribute, programmatic stream
+ * serialization (PDL), lets a kernel start while the one before it drains. */
+#define CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION 6
+typedef struct CUlaunchAttribute {
+    int id;
+    char pad[4];
+    union {
+        char pad[64];
+        int programmatic_stream_serialization_allowed;
+        unsigned long long align;
+    } value;
+} CUlaunchAttribute;
+typedef struct CUlaunchConfig {
+    unsigned int gridDimX, gridDimY, gridDimZ;
+    unsigned int blockDimX, blockDimY, blockDimZ;
+    unsigned int sharedMemBytes;
+    CUstream hStream;
+    CUlaunchAttribute *attrs;
+    unsigned int numAttrs;
+} CUlaunchConfig;
+
 typedef int nvrtcResult; /* 0 = NVRTC_SUCCESS */
 typedef struct _nvrtcProgram *nvrtcProgram;
 
@@ -73,6 +94,8 @@ typedef struct bonsai_cuda_api {
     CUresult (*cuEventRecord)(CUevent, CUstream);
     CUresult (*cuEventSynchronize)(CUevent);
     CUresult (*cuEventElapsedTime)(float *, CUevent, CUevent);
+    /* optional (NULL on drivers before CUDA 12): launches with PDL */
+    CUresult (*cuLaunchKernelEx)(const CUlaunchConfig *, CUfunction, void **, void **);
     /* NVRTC (NULL entries when libnvrtc was not found) */
     nvrtcResult (*nvrtcVersion)(int *, int *);
     const char *(*nvrtcGetErrorString)(nvrtcResult);

@@ -92,8 +92,11 @@ static void load_driver(void)
     }
     if (bind_entries(lib, "libcuda.so.1", driver_entries,
                      sizeof driver_entries / sizeof driver_entries[0], driver_error,
-                     sizeof driver_error) == 0)
+                     sizeof driver_error) == 0) {
+        void *ex = dlsym(lib, "cuLaunchKernelEx"); /* optional */
+        memcpy(&api.cuLaunchKernelEx, &ex, sizeof ex);
         api.libcuda = lib;
+    }
 }
 
 static void load_nvrtc(void)

@@ -4,6 +4,7 @@
  * Every launch is checked; kernel faults surface at the next sync with
  * CUDA's error text. */
 #include <stdio.h>
+#include <string.h>
 
 #include "core/alloc.h"
 #include "core/error.h"
@@ -39,10 +40,24 @@ static bonsai_status ensure_activations(bonsai_cuda *cu, size_t m_pad, size_t k)
     return BONSAI_OK;
 }
 
+/* pdl: allow the kernel to start while the previous one in the stream drains
+ * (programmatic dependent launch); the GEMV kernels wait for it with
+ * griddepcontrol.wait before touching anything it may write. */
 static bonsai_status launch(bonsai_cuda *cu, CUfunction f, unsigned gx, unsigned gy,
-                            unsigned threads, unsigned smem, void **args, const char *name)
+                            unsigned threads, unsigned smem, void **args, const char *name,
+                            int pdl)
 {
-    CUresult r = cu->api->cuLaunchKernel(f, gx, gy, 1, threads, 1, 1, smem, cu->stream, args, NULL);
+    CUresult r;
+    if (pdl && cu->api->cuLaunchKernelEx && cu->info.cc_major >= 9) {
+        CUlaunchAttribute attr;
+        memset(&attr, 0, sizeof attr);
+        attr.id = CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION;
+        attr.value.programmatic_stream_serialization_allowed = 1;
+        CUlaunchConfig cfg = {gx, gy, 1, threads, 1, 1, smem, cu->stream, &attr, 1};
+        r = cu->api->cuLaunchKernelEx(&cfg, f, args, NULL);
+    } else {
+        r = cu->api->cuLaunchKernel(f, gx, gy, 1, threads, 1, 1, smem, cu->stream, args, NULL);
+    }
     if (r != CUDA_SUCCESS) {
         char what[96];
         snprintf(what, sizeof what, "cuLaunchKernel(%s, grid %u x %u)", name, gx, gy);
@@ -106,7 +121,7 @@ bonsai_status bonsai_cuda_quantize_activations(bonsai_cuda *cu, const bonsai_cud
                     &gemv_order, &cu->act_qs, &cu->act_d,  &cu->act_s};
     const size_t units = (w->k / BONSAI_QK) * m_pad;
     s = launch(cu, cu->quantize, (unsigned)((units + 7) / 8), 1, 256, 0, args,
-               "bonsai_quantize_q8");
+               "bonsai_quantize_q8", 0);
     if (s == BONSAI_OK) {
         cu->act_m = m;
         cu->act_k = w->k;
@@ -142,7 +157,7 @@ bonsai_status bonsai_cuda_matmul_quantized(bonsai_cuda *cu, const bonsai_cuda_ma
                             : (u ? cu->gemm_swiglu[fmt] : cu->gemm[fmt]);
         return launch(cu, f, (unsigned)(w->rows_pad / tile_rows), (unsigned)((m + bn - 1) / bn),
                       256, (unsigned)(bn64 ? cu->gemm64_smem[fmt] : cu->gemm_smem[fmt]), args,
-                      u ? "bonsai_gemm_swiglu" : "bonsai_gemm");
+                      u ? "bonsai_gemm_swiglu" : "bonsai_gemm", 0);
     }
     // GEMV token groups of nt tokens; rows per warp as in gemv.cu
     const int max_i = u ? BONSAI_CUDA_GEMV_SWIGLU_NT - 1 : BONSAI_CUDA_GEMV_NT - 1;
@@ -160,7 +175,7 @@ bonsai_status bonsai_cuda_matmul_quantized(bonsai_cuda *cu, const bonsai_cuda_ma
     return launch(cu, f,
                   (unsigned)((w->rows + rows_per_block - 1) / rows_per_block),
                   (unsigned)((m + (size_t)nt - 1) / (size_t)nt), 32 * BONSAI_CUDA_GEMV_WARPS, 0,
-                  args, u ? "bonsai_gemv_swiglu" : "bonsai_gemv");
+                  args, u ? "bonsai_gemv_swiglu" : "bonsai_gemv", 1);
 }
 
 static bonsai_status run(bonsai_cuda *cu, const bonsai_cuda_matrix *w, const bonsai_cuda_matrix *u,

@@ -12,7 +12,8 @@
  * and a warp reduction at the end. Matches bonsai_ref_mm_q8 on the same
  * quantized activations up to fp32 summation order.
  * Shapes: any rows >= 1 (padded to 128 on upload), k % 128 == 0, any m
- * (grid.y = ceil(m / NT)). Grid.x = ceil(rows / (8 * warps per block)). */
+ * (grid.y = ceil(m / NT)). Launched with programmatic dependent launch: the
+ * weight prefetch overlaps the previous kernel's tail. Grid.x = ceil(rows / (8 * warps per block)). */
 #include "layout.cuh"
 
 template <int FMT, int NT, bool SWIGLU, int ROWS>
@@ -29,11 +30,24 @@ __device__ __forceinline__ void gemv_body(const u8 *__restrict__ wbits,
     constexpr int NM = SWIGLU ? 2 : 1;         // matrices
     const int lane = threadIdx.x & 31;
     const int row0 = (blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5)) * R;
+    pdl_launch_dependents();
     if (row0 >= rows)
         return;
     const int tok0 = blockIdx.y * NT;
     const int nb = k / 128;
     const size_t row_words = (size_t)k / (FMT == FMT_Q1 ? 32 : 16);
+    // Weights are never written by kernels: pull this warp's first blocks
+    // into L2 while the previous kernel (PDL) finishes, then wait for it
+    // before reading activations or writing y.
+    if (lane < nb) {
+#pragma unroll
+        for (int mat = 0; mat < (SWIGLU ? 2 : 1); mat++)
+#pragma unroll
+            for (int r = 0; r < R; r++)
+                prefetch_l2((const u32 *)(mat ? ubits : wbits) + (size_t)(row0 + r) * row_words +
+                            (size_t)lane * WW);
+    }
+    pdl_wait_previous();
 
     float acc[NM][R][NT];
 #pragma unroll

@@ -112,6 +112,28 @@ __device__ __forceinline__ int block_dot(const u32 *w, const u32 *a)
     }
 }
 
+/* Programmatic dependent launch (sm_90): let the next kernel in the stream
+ * be scheduled now, and wait until the previous one has finished and its
+ * writes are visible. Both are no-ops without PDL and before sm_90. */
+__device__ __forceinline__ void pdl_launch_dependents()
+{
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.launch_dependents;");
+#endif
+}
+
+__device__ __forceinline__ void pdl_wait_previous()
+{
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+
+__device__ __forceinline__ void prefetch_l2(const void *p)
+{
+    asm volatile("prefetch.global.L2 [%0];" ::"l"(p));
+}
+
 __device__ __forceinline__ float silu(float g)
 {
     return g / (1.0f + expf(-g));

@@ -14,6 +14,7 @@ bonsai_quantize_q8(const float *__restrict__ x, int m, int m_pad, int k, int fmt
                    int gemv_order, s8 *__restrict__ qs, float *__restrict__ d_out, int *__restrict__ s_out)
 {
     __shared__ u8 natural[8][128];
+    pdl_launch_dependents(); // the matmul after this may start prefetching its weights
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     const int nb = k / 128;
     const long unit = (long)blockIdx.x * 8 + warp; // (token, block) pair
