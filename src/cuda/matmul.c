@@ -172,10 +172,17 @@ bonsai_status bonsai_cuda_matmul_quantized(bonsai_cuda *cu, const bonsai_cuda_ma
         f = cu->gemv_r2[fmt];
     }
     const size_t rows_per_block = (size_t)rows_per_warp * BONSAI_CUDA_GEMV_WARPS;
+    const size_t blocks = (w->rows + rows_per_block - 1) / rows_per_block *
+                          ((m + (size_t)nt - 1) / (size_t)nt);
+    // PDL only when the grid fits one wave (6 blocks per SM): the next
+    // kernel's blocks then fill slots this one frees; on larger grids they
+    // would sit waiting in slots this one still needs (measured: LM head
+    // 59 -> 65 us with PDL on)
+    const int pdl = blocks <= 6 * (size_t)cu->info.sm_count;
     return launch(cu, f,
                   (unsigned)((w->rows + rows_per_block - 1) / rows_per_block),
                   (unsigned)((m + (size_t)nt - 1) / (size_t)nt), 32 * BONSAI_CUDA_GEMV_WARPS, 0,
-                  args, u ? "bonsai_gemv_swiglu" : "bonsai_gemv", 1);
+                  args, u ? "bonsai_gemv_swiglu" : "bonsai_gemv", pdl);
 }
 
 static bonsai_status run(bonsai_cuda *cu, const bonsai_cuda_matrix *w, const bonsai_cuda_matrix *u,
