@@ -178,11 +178,13 @@ bonsai_status bonsai_cuda_matmul_quantized(bonsai_cuda *cu, const bonsai_cuda_ma
     // kernel's blocks then fill slots this one frees; on larger grids they
     // would sit waiting in slots this one still needs (measured: LM head
     // 59 -> 65 us with PDL on)
-    const int pdl = blocks <= 6 * (size_t)cu->info.sm_count;
+    int pdl = blocks <= 6 * (size_t)cu->info.sm_count;
+    void *gemv_args[] = {(void *)&w->bits, (void *)&w->scales, &ubits, &uscales, &rows, &ik,
+                         &cu->act_qs, &cu->act_d, &cu->act_s, &im, &im_pad, &yp, &iadd, &pdl};
     return launch(cu, f,
                   (unsigned)((w->rows + rows_per_block - 1) / rows_per_block),
                   (unsigned)((m + (size_t)nt - 1) / (size_t)nt), 32 * BONSAI_CUDA_GEMV_WARPS, 0,
-                  args, u ? "bonsai_gemv_swiglu" : "bonsai_gemv", pdl);
+                  gemv_args, u ? "bonsai_gemv_swiglu" : "bonsai_gemv", pdl);
 }
 
 static bonsai_status run(bonsai_cuda *cu, const bonsai_cuda_matrix *w, const bonsai_cuda_matrix *u,

@@ -23,7 +23,7 @@ __device__ __forceinline__ void gemv_body(const u8 *__restrict__ wbits,
                                           const u16 *__restrict__ uscales, int rows, int k,
                                           const s8 *__restrict__ qs, const float *__restrict__ xd,
                                           const int *__restrict__ xs, int m, int m_pad,
-                                          float *__restrict__ y, int add)
+                                          float *__restrict__ y, int add, int pdl)
 {
     constexpr int R = ROWS; // rows per warp, a divisor of 8
     constexpr int WW = FMT == FMT_Q1 ? 4 : 8;  // weight words per row per block
@@ -36,10 +36,10 @@ __device__ __forceinline__ void gemv_body(const u8 *__restrict__ wbits,
     const int tok0 = blockIdx.y * NT;
     const int nb = k / 128;
     const size_t row_words = (size_t)k / (FMT == FMT_Q1 ? 32 : 16);
-    // Weights are never written by kernels: pull this warp's first blocks
-    // into L2 while the previous kernel (PDL) finishes, then wait for it
-    // before reading activations or writing y.
-    if (lane < nb) {
+    // Launched with PDL (pdl = 1): weights are never written by kernels, so
+    // pull this warp's first blocks into L2 while the previous kernel
+    // finishes, then wait for it before reading activations or writing y.
+    if (pdl && lane < nb) {
 #pragma unroll
         for (int mat = 0; mat < (SWIGLU ? 2 : 1); mat++)
 #pragma unroll
@@ -130,8 +130,8 @@ __device__ __forceinline__ void gemv_body(const u8 *__restrict__ wbits,
     const u8 *__restrict__ wbits, const u16 *__restrict__ wscales, const u8 *__restrict__ ubits, \
         const u16 *__restrict__ uscales, int rows, int k, const s8 *__restrict__ qs,             \
         const float *__restrict__ xd, const int *__restrict__ xs, int m, int m_pad,              \
-        float *__restrict__ y, int add
-#define GEMV_PASS wbits, wscales, ubits, uscales, rows, k, qs, xd, xs, m, m_pad, y, add
+        float *__restrict__ y, int add, int pdl
+#define GEMV_PASS wbits, wscales, ubits, uscales, rows, k, qs, xd, xs, m, m_pad, y, add, pdl
 /* Rows per warp: 8 for one token (8 loads in flight per lane), fewer for
  * more tokens (registers); the _r2 variants give small matrices more warps. */
 #define GEMV_ROWS(NT, SWIGLU) ((NT) * ((SWIGLU) ? 2 : 1) >= 4 ? 2 : 8 / (NT))
