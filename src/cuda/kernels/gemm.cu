@@ -2,29 +2,29 @@
  * on int8 tensor cores (mma.sync.m16n8k32.s8, sm_80 and later).
  *
  * Reads weights and q8 activations (block order) in the layouts of
- * layout.cuh; writes
- * y [m][rows] fp32 (token-major). A block of 256 threads computes a tile of
- * 128 weight rows x 128 tokens (SwiGLU: 64 gate rows interleaved with the
- * same 64 up rows, so each thread holds gate and up of the same outputs),
- * stepping over k one 128-block at a time through a 3-stage cp.async
- * pipeline in shared memory:
+ * layout.cuh; writes y [m][rows] fp32 (token-major). A block of 256 threads
+ * computes a tile of 128 weight rows x BN tokens, BN = 128 or 64 (SwiGLU: 64
+ * gate rows interleaved with the same 64 up rows, so each thread holds gate
+ * and up of the same outputs), stepping over k one 128-block at a time
+ * through a 3-stage cp.async pipeline in shared memory:
  *   A: 128 rows x 16 B (Q1 bits) or 32 B (TQ2 codes, row stride 48 B),
  *      and the 128 rows' fp16 scales (16 octets of 16 B);
- *   B: 128 tokens x 128 B of permuted int8 (row stride 144 B: the
- *      16-byte fragment loads of a quarter warp hit distinct banks),
- *      and the tokens' d and s.
- * 8 warps = 4 (rows) x 2 (tokens); each warp 32 rows x 64 tokens = 2 x 8
- * mma tiles (16 warps of 2 x 4 tiles, 128 registers each, measured 15%
- * slower on the H100). Weight bits become int8 in registers once per block: Q1
- * (word >> t) & 0x01.., TQ2 (word >> 2t) & 0x03.. (layout.cuh). Each mma
- * tile runs its block's 4 k-steps into a fresh int32 tile that is folded
- * into fp32 right away (acc += d_w d_x (alpha S - s_x)), so conversion of
- * one tile overlaps the mma of the next and only 4 int32 registers live,
- * with the int -> float conversion done by the 1.5 * 2^23 trick (exact for
- * |v| < 2^22; here |v| <= 3 * 128 * 127).
+ *   B: BN tokens x 128 B of permuted int8 (row stride 144 B: the 16-byte
+ *      fragment loads of a quarter warp hit distinct banks), and the
+ *      tokens' d and s.
+ * 8 warps = 4 (rows) x 2 (tokens); each warp 32 rows x BN/2 tokens = 2 x
+ * BN/16 mma tiles (16 warps of 2 x 4 tiles in one block, 128 registers each,
+ * measured 15% slower on the H100). Weight bits become int8 in registers
+ * once per block: Q1 (word >> t) & 0x01.., TQ2 (word >> 2t) & 0x03..
+ * (layout.cuh). Each mma tile runs its block's 4 k-steps into a fresh int32
+ * tile that is folded into fp32 right away (acc += d_w d_x (alpha S - s_x)),
+ * so only 4 int32 registers live per tile, with the int -> float conversion
+ * done by the 1.5 * 2^23 trick (exact for |v| < 2^22; here |v| <= 3 * 128 *
+ * 127).
  * Shapes: rows padded to 128 on upload, k % 128 == 0, m_pad % 128 == 0.
- * Grid: (rows_pad / 128 (SwiGLU: / 64), m_pad / 128). Dynamic shared
- * memory: 3 * stage_bytes (Q1 21760, TQ2 25856). */
+ * Grid: (rows_pad / 128 (SwiGLU: / 64), ceil(m / BN)). Dynamic shared
+ * memory: 3 * gemm_cfg<FMT, BN>::STAGE (BN 128: Q1 21760, TQ2 25856;
+ * BN 64: 12032, 16128 per stage). */
 #include "layout.cuh"
 
 #define GEMM_STAGES 3
