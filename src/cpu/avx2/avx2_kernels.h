@@ -21,8 +21,11 @@ void bonsai_avx2_quantize_q8(const float *x, size_t k, bonsai_block_q8 *out);
 void bonsai_avx2_fp16_to_fp32(const uint16_t *src, float *dst, size_t n);
 void bonsai_avx2_fp32_to_fp16(const float *src, uint16_t *dst, size_t n);
 
-/* Tokens handled together by one pass over a weight row. */
+/* Tokens handled together by one pass over a weight row: f32 mode, and q8
+ * mode (whose accumulators are one register per token; groups of 8, then 4,
+ * then the 1..3 left). */
 #define AVX2_TOKEN_GROUP 4
+#define AVX2_Q8_TOKEN_GROUP 8
 
 static inline float avx2_hsum_ps(__m256 v)
 {

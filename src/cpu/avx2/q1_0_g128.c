@@ -10,8 +10,8 @@
  * f32 mode (matches bonsai_ref_mm_f32): 8 weights at a time, each lane
  * shifts its bit to position 0 (vpsrlvd) and vpermps picks -d or +d from a
  * table, then one FMA per token.
- * Rows are processed one at a time; up to AVX2_TOKEN_GROUP tokens share
- * each decoded weight vector. */
+ * Rows are processed one at a time; up to AVX2_Q8_TOKEN_GROUP (q8) or
+ * AVX2_TOKEN_GROUP (f32) tokens share each decoded weight vector. */
 #include "cpu/avx2/avx2_kernels.h"
 
 #define Q1_BLOCK_BYTES 18
@@ -26,14 +26,14 @@ static inline __m256i q1_bits_to_01(const uint8_t *p)
     return _mm256_min_epu8(_mm256_and_si256(v, bit), _mm256_set1_epi8(1));
 }
 
-/* One row against nt tokens (nt <= AVX2_TOKEN_GROUP, a constant after
+/* One row against nt tokens (nt <= AVX2_Q8_TOKEN_GROUP, a constant after
  * inlining): y[t * ldy] = row . x_t. */
 static inline __attribute__((always_inline)) void
 q1_q8_row(const uint8_t *row, const bonsai_block_q8 *x, size_t nb, const int nt, float *y,
           size_t ldy)
 {
-    __m256 acc[AVX2_TOKEN_GROUP];
-#pragma GCC unroll 4
+    __m256 acc[AVX2_Q8_TOKEN_GROUP];
+#pragma GCC unroll 8
     for (int t = 0; t < nt; t++)
         acc[t] = _mm256_setzero_ps();
     for (size_t b = 0; b < nb; b++) { // [k / 128]
@@ -43,7 +43,7 @@ q1_q8_row(const uint8_t *row, const bonsai_block_q8 *x, size_t nb, const int nt,
         for (int c = 0; c < 4; c++)
             u[c] = q1_bits_to_01(blk + 2 + 4 * c);
         const __m256 dw = _mm256_set1_ps(avx2_load_fp16(blk));
-#pragma GCC unroll 4
+#pragma GCC unroll 8
         for (int t = 0; t < nt; t++) {
             const bonsai_block_q8 *xb = x + (size_t)t * nb + b;
             __m256i s = avx2_block_dot(u, xb->qs, 2, xb->sum); /* 2 S - sum */
@@ -51,7 +51,7 @@ q1_q8_row(const uint8_t *row, const bonsai_block_q8 *x, size_t nb, const int nt,
             acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), scale, acc[t]);
         }
     }
-#pragma GCC unroll 4
+#pragma GCC unroll 8
     for (int t = 0; t < nt; t++)
         y[(size_t)t * ldy] = avx2_hsum_ps(acc[t]);
 }
@@ -64,6 +64,8 @@ void bonsai_avx2_mm_q8_q1_0_g128(const void *w, size_t k, size_t r0, size_t r1,
         const uint8_t *row = (const uint8_t *)w + r * nb * Q1_BLOCK_BYTES;
         float *yr = y + (r - r0);
         size_t t = 0;
+        for (; t + AVX2_Q8_TOKEN_GROUP <= m; t += AVX2_Q8_TOKEN_GROUP)
+            q1_q8_row(row, x + t * nb, nb, AVX2_Q8_TOKEN_GROUP, yr + t * ldy, ldy);
         for (; t + AVX2_TOKEN_GROUP <= m; t += AVX2_TOKEN_GROUP)
             q1_q8_row(row, x + t * nb, nb, AVX2_TOKEN_GROUP, yr + t * ldy, ldy);
         switch (m - t) {

@@ -12,8 +12,8 @@
  * f32 mode (matches bonsai_ref_mm_f32): 8 weights at a time, each lane
  * shifts its code to bits 0-1 (vpsrlvd) and vpermps picks -d, 0 or +d from
  * a table, then one FMA per token.
- * Rows are processed one at a time; up to AVX2_TOKEN_GROUP tokens share
- * each decoded weight vector. */
+ * Rows are processed one at a time; up to AVX2_Q8_TOKEN_GROUP (q8) or
+ * AVX2_TOKEN_GROUP (f32) tokens share each decoded weight vector. */
 #include "cpu/avx2/avx2_kernels.h"
 
 #define TQ2_BLOCK_BYTES 34
@@ -40,14 +40,14 @@ static inline void tq2_codes_to_u(const uint8_t *qs, __m256i u[4])
     u[3] = _mm256_unpackhi_epi16(a_hi, b_hi);
 }
 
-/* One row against nt tokens (nt <= AVX2_TOKEN_GROUP, a constant after
+/* One row against nt tokens (nt <= AVX2_Q8_TOKEN_GROUP, a constant after
  * inlining): y[t * ldy] = row . x_t. */
 static inline __attribute__((always_inline)) void
 tq2_q8_row(const uint8_t *row, const bonsai_block_q8 *x, size_t nb, const int nt, float *y,
            size_t ldy)
 {
-    __m256 acc[AVX2_TOKEN_GROUP];
-#pragma GCC unroll 4
+    __m256 acc[AVX2_Q8_TOKEN_GROUP];
+#pragma GCC unroll 8
     for (int t = 0; t < nt; t++)
         acc[t] = _mm256_setzero_ps();
     for (size_t b = 0; b < nb; b++) { // [k / 128]
@@ -55,7 +55,7 @@ tq2_q8_row(const uint8_t *row, const bonsai_block_q8 *x, size_t nb, const int nt
         __m256i u[4];
         tq2_codes_to_u(blk, u);
         const __m256 dw = _mm256_set1_ps(avx2_load_fp16(blk + 32));
-#pragma GCC unroll 4
+#pragma GCC unroll 8
         for (int t = 0; t < nt; t++) {
             const bonsai_block_q8 *xb = x + (size_t)t * nb + b;
             __m256i s = avx2_block_dot(u, xb->qs, 1, xb->sum); /* sum (w+1) q - sum q */
@@ -63,7 +63,7 @@ tq2_q8_row(const uint8_t *row, const bonsai_block_q8 *x, size_t nb, const int nt
             acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), scale, acc[t]);
         }
     }
-#pragma GCC unroll 4
+#pragma GCC unroll 8
     for (int t = 0; t < nt; t++)
         y[(size_t)t * ldy] = avx2_hsum_ps(acc[t]);
 }
@@ -76,6 +76,8 @@ void bonsai_avx2_mm_q8_tq2_0_g128(const void *w, size_t k, size_t r0, size_t r1,
         const uint8_t *row = (const uint8_t *)w + r * nb * TQ2_BLOCK_BYTES;
         float *yr = y + (r - r0);
         size_t t = 0;
+        for (; t + AVX2_Q8_TOKEN_GROUP <= m; t += AVX2_Q8_TOKEN_GROUP)
+            tq2_q8_row(row, x + t * nb, nb, AVX2_Q8_TOKEN_GROUP, yr + t * ldy, ldy);
         for (; t + AVX2_TOKEN_GROUP <= m; t += AVX2_TOKEN_GROUP)
             tq2_q8_row(row, x + t * nb, nb, AVX2_TOKEN_GROUP, yr + t * ldy, ldy);
         switch (m - t) {
