@@ -73,17 +73,19 @@ static void fp16_to_fp32(const uint16_t *src, float *dst, size_t n)
     }
 }
 
+/* the rounding mode must be a literal constant for clang and for gcc -O0 */
+#define FP16_ROUND (_MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
+
 static void fp32_to_fp16(const float *src, uint16_t *dst, size_t n)
 {
-    const int round = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
     size_t i = 0;
     for (; i + 16 <= n; i += 16) // [n / 16]
         _mm256_storeu_si256((__m256i *)(dst + i),
-                            _mm512_cvtps_ph(_mm512_loadu_ps(src + i), round));
+                            _mm512_cvtps_ph(_mm512_loadu_ps(src + i), FP16_ROUND));
     if (i < n) {
         const __mmask16 tail = (__mmask16)((1u << (n - i)) - 1);
         _mm256_mask_storeu_epi16(dst + i, tail,
-                                 _mm512_cvtps_ph(_mm512_maskz_loadu_ps(tail, src + i), round));
+                                 _mm512_cvtps_ph(_mm512_maskz_loadu_ps(tail, src + i), FP16_ROUND));
     }
 }
 
