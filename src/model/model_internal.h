@@ -16,8 +16,11 @@
 #include "bonsai/kernels.h"
 #include "bonsai/model.h"
 
-/* Most tokens one forward pass takes; longer prompts run in chunks. */
+/* Most tokens one forward pass takes; longer prompts run in chunks
+ * (a build may set another value, e.g. to measure the trade-off). */
+#ifndef BONSAI_MODEL_MAX_CHUNK
 #define BONSAI_MODEL_MAX_CHUNK 512
+#endif
 /* Default positions per session when the params say 0. */
 #define BONSAI_MODEL_DEFAULT_CTX 4096
 
