@@ -88,7 +88,9 @@ uint32_t bonsai_session_n_past(const bonsai_session *s);
  * pass (GEMM) and appends them to the cache. When logits is not NULL it
  * receives the n_vocab logits of the last token (logits_len >= n_vocab).
  * Token ids must be < n_vocab. CONTEXT_FULL (nothing written) when
- * n_past + n_tokens > n_ctx. */
+ * n_past + n_tokens > n_ctx. Prompts longer than 512 tokens run in passes
+ * of 512; if a later pass fails, the earlier ones stay in the cache
+ * (bonsai_session_n_past counts them). */
 bonsai_status bonsai_session_prefill(bonsai_session *s, const int32_t *tokens, size_t n_tokens,
                                      float *logits, size_t logits_len);
 /* One token (GEMV): the same as prefill with n_tokens = 1. */
