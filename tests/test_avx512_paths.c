@@ -7,6 +7,8 @@
  *     token (GEMV) and 2..65 tokens (GEMM), k past one expanded tile (4224)
  *     and past one permuted activation chunk (8320), and activations at
  *     +-127 under all-equal weights (int16 headroom of the BW path).
+ *   q8 one token per call (GEMV) == all tokens in one call (GEMM) == the
+ *     other path, bitwise.
  *   quantize_q8: bit-identical to bonsai_ref_quantize_q8.
  *   fp16 <-> fp32: equal to src/core/fp16.c for every half and for random
  *     and edge floats (NaN only checked to stay NaN), every tail length.
@@ -125,6 +127,44 @@ static void check_mm(const bonsai_cpu_kernels *kt, const char *path, bonsai_type
     free(bound);
 }
 
+/* q8: one token at a time (GEMV) gives bitwise the outputs of all tokens in
+ * one call (GEMM), so a model's decode and prefill agree; and the BW path
+ * gives bitwise the VNNI path's (both sums are exact). */
+static void check_q8_consistent(const bonsai_cpu_kernels *kt, const bonsai_cpu_kernels *other,
+                                const char *path, bonsai_type type, size_t rows, size_t k,
+                                size_t m)
+{
+    size_t bytes;
+    uint8_t *w = random_weights(type, rows, k, 0, &bytes);
+    const size_t nb = k / 128;
+    float *x = malloc(m * k * sizeof *x);
+    for (size_t i = 0; i < m * k; i++)
+        x[i] = rng_normal();
+    bonsai_block_q8 *xq = malloc(m * nb * sizeof *xq);
+    bonsai_ref_quantize_q8(x, m * k, xq);
+    float *all = malloc(m * rows * sizeof *all), *one = malloc(m * rows * sizeof *one);
+    float *alt = malloc(m * rows * sizeof *alt);
+    kt->mm_q8[type](w, k, 0, rows, xq, m, all, rows);
+    if (other) /* the VNNI path only where the CPU has VNNI */
+        other->mm_q8[type](w, k, 0, rows, xq, m, alt, rows);
+    else
+        memcpy(alt, all, m * rows * sizeof *all);
+    for (size_t t = 0; t < m; t++)
+        kt->mm_q8[type](w, k, 0, rows, xq + t * nb, 1, one + t * rows, rows);
+    CHECK(memcmp(all, one, m * rows * sizeof *all) == 0 &&
+              memcmp(all, alt, m * rows * sizeof *all) == 0,
+          "%s %s q8 %zux%zu m=%zu: per-token calls %s the %zu-token call, other path %s", path,
+          bonsai_type_name(type), rows, k, m,
+          memcmp(all, one, m * rows * sizeof *all) ? "differ from" : "equal",
+          m, memcmp(all, alt, m * rows * sizeof *all) ? "differs" : "equal");
+    free(w);
+    free(x);
+    free(xq);
+    free(all);
+    free(one);
+    free(alt);
+}
+
 static void check_quantize(const bonsai_cpu_kernels *kt, const char *path)
 {
     const size_t nb = 6, k = nb * 128;
@@ -220,15 +260,23 @@ static void check_fp16(const bonsai_cpu_kernels *kt, const char *path)
 
 static void check_path(int vnni)
 {
-    bonsai_cpu_kernels kt;
+    bonsai_cpu_kernels kt, other;
     memset(&kt, 0, sizeof kt);
     bonsai_cpu_fill_scalar(&kt);
     bonsai_cpu_fill_avx512(&kt, vnni);
+    memset(&other, 0, sizeof other);
+    bonsai_cpu_fill_scalar(&other);
+    bonsai_cpu_fill_avx512(&other, !vnni);
     const char *path = vnni ? "avx512 vnni" : "avx512 bw";
     CHECK(kt.row_multiple >= 1 && kt.tile_tokens >= 1 && kt.tile_tokens <= BONSAI_MAX_TILE_TOKENS,
           "%s: row_multiple %zu, tile_tokens %zu", path, kt.row_multiple, kt.tile_tokens);
     check_quantize(&kt, path);
     check_fp16(&kt, path);
+    for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
+        const bonsai_cpu_kernels *o = strstr(bonsai_cpu_features(), "vnni") ? &other : NULL;
+        check_q8_consistent(&kt, o, path, types[ti], 37, 4224, 11);
+        check_q8_consistent(&kt, o, path, types[ti], 16, 128, 3);
+    }
     for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++)
         for (size_t ci = 0; ci < sizeof mm_cases / sizeof mm_cases[0]; ci++)
             for (int q8 = 0; q8 <= 1; q8++) {

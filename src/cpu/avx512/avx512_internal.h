@@ -14,6 +14,9 @@
 #include "cpu/kernel_table.h"
 
 #define AVX512_INLINE static inline __attribute__((always_inline))
+/* Fully unrolls a loop of constant trip count (register-blocked kernels
+ * keep their accumulators in registers only when unrolled). */
+#define UNROLL _Pragma("GCC unroll 16")
 
 /* Bytes per block of the two formats this tier runs. */
 #define Q1_BLOCK_BYTES 18  /* fp16 d, qs[16] */
@@ -72,6 +75,40 @@ AVX512_INLINE __m512i tq2_code_lut(void)
 {
     return _mm512_broadcast_i32x4(_mm_setr_epi8(0, 1, 2, 1, 0, 1, 2, 1, 0, 1, 2, 1, 0, 1, 2, 1));
 }
+
+/* Lane sums of 16 vectors: lane p of the result = sum of the 16 lanes of
+ * a[p]. Exact (int32); 45 shuffles and adds. */
+AVX512_INLINE __m512i reduce16_epi32(const __m512i a[16])
+{
+    __m512i t[8], u[4], v[2];
+    UNROLL for (int q = 0; q < 8; q++) /* lane L: [a2q, a2q+1, a2q, a2q+1] partials */
+        t[q] = _mm512_add_epi32(_mm512_unpacklo_epi32(a[2 * q], a[2 * q + 1]),
+                                _mm512_unpackhi_epi32(a[2 * q], a[2 * q + 1]));
+    UNROLL for (int q = 0; q < 4; q++) /* lane L: [a4q .. a4q+3] partials of lane L */
+        u[q] = _mm512_add_epi32(_mm512_unpacklo_epi64(t[2 * q], t[2 * q + 1]),
+                                _mm512_unpackhi_epi64(t[2 * q], t[2 * q + 1]));
+    UNROLL for (int q = 0; q < 2; q++)
+        v[q] = _mm512_add_epi32(_mm512_shuffle_i32x4(u[2 * q], u[2 * q + 1], 0x88),
+                                _mm512_shuffle_i32x4(u[2 * q], u[2 * q + 1], 0xDD));
+    return _mm512_add_epi32(_mm512_shuffle_i32x4(v[0], v[1], 0x88),
+                            _mm512_shuffle_i32x4(v[0], v[1], 0xDD));
+}
+
+/* Four vectors whose 128-bit lane L holds partial sums of row L (one vector
+ * per token t): lane 4L + t of the result = sum of that 128-bit lane of
+ * a[t]. Exact (int32); 9 shuffles and adds. */
+AVX512_INLINE __m512i reduce4_lanes_epi32(const __m512i a[4])
+{
+    __m512i t0 = _mm512_add_epi32(_mm512_unpacklo_epi32(a[0], a[1]), _mm512_unpackhi_epi32(a[0], a[1]));
+    __m512i t1 = _mm512_add_epi32(_mm512_unpacklo_epi32(a[2], a[3]), _mm512_unpackhi_epi32(a[2], a[3]));
+    return _mm512_add_epi32(_mm512_unpacklo_epi64(t0, t1), _mm512_unpackhi_epi64(t0, t1));
+}
+
+/* Blocks per k chunk of the q8 kernels. GEMV and GEMM both sum a row's
+ * blocks as: per chunk, p = 0, p = fma((float)isum_b, d_w * d_x, p) in block
+ * order; y = p of chunk 0, then y += p of each next chunk. So one token and
+ * many give bitwise the same outputs. */
+#define Q8_CHUNK_BLOCKS 32
 
 /* ---- kernels, by file ------------------------------------------------ */
 

@@ -9,30 +9,43 @@
  * to src/core/fp16.c for every non-NaN value. */
 #include "cpu/avx512/avx512_internal.h"
 
-/* Every token count runs the GEMM kernel for now, so that one token and many
- * give bitwise the same sums (prefill and decode of a model must agree). */
+/* m = 1 runs the GEMV kernels (bits never become bytes); m > 1 expands a
+ * tile of weights to bytes once and reuses it over the tokens. Both give
+ * bitwise the same sums, so a model's prefill and decode agree. */
 static void mm_q8_q1_vnni(const void *w, size_t k, size_t r0, size_t r1, const bonsai_block_q8 *x,
                           size_t m, float *y, size_t ldy)
 {
-    bonsai_avx512_gemm_q8_q1_vnni(w, k, r0, r1, x, m, y, ldy);
+    if (m == 1)
+        bonsai_avx512_gemv_q8_q1_vnni(w, k, r0, r1, x, y);
+    else
+        bonsai_avx512_gemm_q8_q1_vnni(w, k, r0, r1, x, m, y, ldy);
 }
 
 static void mm_q8_q1_bw(const void *w, size_t k, size_t r0, size_t r1, const bonsai_block_q8 *x,
                         size_t m, float *y, size_t ldy)
 {
-    bonsai_avx512_gemm_q8_q1_bw(w, k, r0, r1, x, m, y, ldy);
+    if (m == 1)
+        bonsai_avx512_gemv_q8_q1_bw(w, k, r0, r1, x, y);
+    else
+        bonsai_avx512_gemm_q8_q1_bw(w, k, r0, r1, x, m, y, ldy);
 }
 
 static void mm_q8_tq2_vnni(const void *w, size_t k, size_t r0, size_t r1,
                            const bonsai_block_q8 *x, size_t m, float *y, size_t ldy)
 {
-    bonsai_avx512_gemm_q8_tq2_vnni(w, k, r0, r1, x, m, y, ldy);
+    if (m == 1)
+        bonsai_avx512_gemv_q8_tq2_vnni(w, k, r0, r1, x, y);
+    else
+        bonsai_avx512_gemm_q8_tq2_vnni(w, k, r0, r1, x, m, y, ldy);
 }
 
 static void mm_q8_tq2_bw(const void *w, size_t k, size_t r0, size_t r1, const bonsai_block_q8 *x,
                          size_t m, float *y, size_t ldy)
 {
-    bonsai_avx512_gemm_q8_tq2_bw(w, k, r0, r1, x, m, y, ldy);
+    if (m == 1)
+        bonsai_avx512_gemv_q8_tq2_bw(w, k, r0, r1, x, y);
+    else
+        bonsai_avx512_gemm_q8_tq2_bw(w, k, r0, r1, x, m, y, ldy);
 }
 
 static void quantize_q8(const float *x, size_t k, bonsai_block_q8 *out)
@@ -41,7 +54,7 @@ static void quantize_q8(const float *x, size_t k, bonsai_block_q8 *out)
     for (size_t b = 0; b < k / 128; b++, x += 128) { // [k / 128]
         __m512 xv[8];
         __m512 amax = _mm512_setzero_ps();
-        for (int c = 0; c < 8; c++) {
+        UNROLL for (int c = 0; c < 8; c++) {
             xv[c] = _mm512_loadu_ps(x + 16 * c);
             /* a NaN x leaves amax as it was, as fmaxf does */
             amax = _mm512_max_ps(_mm512_and_ps(xv[c], abs_mask), amax);
@@ -49,7 +62,7 @@ static void quantize_q8(const float *x, size_t k, bonsai_block_q8 *out)
         const float d = _mm512_reduce_max_ps(amax) / 127.0f;
         const __m512 inv = _mm512_set1_ps(d > 0 ? 1.0f / d : 0.0f);
         __m512i sum = _mm512_setzero_si512();
-        for (int c = 0; c < 8; c++) {
+        UNROLL for (int c = 0; c < 8; c++) {
             __m512i q = _mm512_cvtps_epi32(_mm512_mul_ps(xv[c], inv));
             q = _mm512_min_epi32(_mm512_max_epi32(q, _mm512_set1_epi32(-127)),
                                  _mm512_set1_epi32(127));

@@ -4,24 +4,30 @@
  * bonsai_ref_mm_q8 (src/ref/ref_kernels.c): exact int32 sums per block,
  * scaled by d_w * d_x, summed in fp32.
  *
+ * Sums in the order of Q8_CHUNK_BLOCKS (avx512_internal.h), bitwise equal
+ * to the GEMV's.
+ *
  * Weights are expanded once per tile of 8 rows x 32 blocks into an L1
  * buffer of unsigned bytes u = w + 1 (Q1: 0 or 2; TQ2: 0, 1 or 2), laid out
- * [block][16-byte chunk j][row quad g][row 0..3][16 bytes]: one zmm holds
- * chunk j of four rows, so a 16-byte broadcast of the activations feeds a
- * vpdpbusd whose 128-bit lane i accumulates row i, and the per-block
- * int32 -> fp32 scale step costs one cvt + one mul + one fma per four
- * rows. sum u q - sum q is the dot product: -sum q (bonsai_block_q8.sum)
- * seeds lanes 0, 4, 8, 12 of the accumulator.
+ * [block][16-byte chunk c][row quad g][row 0..3][16 bytes]: one zmm holds
+ * chunk c of four rows, so a 16-byte broadcast of a token's activations
+ * feeds a vpdpbusd whose 128-bit lane L accumulates row L. At the end of a
+ * block the four tokens of a quad are reduced exactly into one vector
+ * (lane 4L + t: row L, token t), -sum q (bonsai_block_q8.sum) is
+ * subtracted (sum u q - sum q is the dot product), and one cvt + mul + fma
+ * scales 16 (row, token) sums by d_w * d_x.
  *
- * The register-blocked micro-kernel keeps 2 row quads x 4 tokens of int32
- * and fp32 accumulators. Rows past r1 are expanded as zero weights with a
- * zero scale and never stored; tokens come in tiles of 4 and a tail of 1-3. */
+ * The register-blocked micro-kernel keeps 2 row quads x 8 tokens of int32
+ * accumulators (4 tokens for tiles of <= 4). Rows past r1 are expanded as
+ * zero weights with a zero scale and never stored; tokens past m repeat the
+ * last token and are never stored. */
 #include "cpu/avx512/avx512_internal.h"
 
 #define QUADS 2                  /* row quads per tile: 8 rows */
 #define TILE_ROWS (4 * QUADS)
-#define CHUNK_BLOCKS 32          /* blocks of k per expanded tile */
-#define TILE_TOKENS 4
+#define CHUNK_BLOCKS Q8_CHUNK_BLOCKS /* blocks of k per expanded tile */
+#define TOKEN_QUADS 2
+#define TILE_TOKENS (4 * TOKEN_QUADS)
 
 typedef struct expanded_tile {
     _Alignas(64) uint8_t u[CHUNK_BLOCKS][8][QUADS][64]; /* [block][chunk][quad][row][16] */
@@ -72,21 +78,21 @@ AVX512_INLINE void expand_tile(bonsai_type type, const uint8_t *w, size_t row_by
     const size_t bb = type == BONSAI_TYPE_Q1_0_G128 ? Q1_BLOCK_BYTES : TQ2_BLOCK_BYTES;
     const size_t d_off = type == BONSAI_TYPE_Q1_0_G128 ? 0 : 32;
     for (size_t b = 0; b < nb; b++) { // [chunk blocks]
-        for (int g = 0; g < QUADS; g++) { // [quads]
+        UNROLL for (int g = 0; g < QUADS; g++) { // [quads]
             __m512i v[2][4];
             uint16_t dw[8] = {0}; /* fp16 scales of the 4 rows */
-            for (int i = 0; i < 4; i++) {
+            UNROLL for (int i = 0; i < 4; i++) {
                 const size_t rr = (size_t)(4 * g + i);
                 if (rr >= n) {
                     v[0][i] = v[1][i] = _mm512_setzero_si512();
                     continue;
                 }
                 const uint8_t *blk = w + (row + rr) * row_bytes + (b0 + b) * bb;
-                for (int h = 0; h < 2; h++)
+                UNROLL for (int h = 0; h < 2; h++)
                     v[h][i] = type == BONSAI_TYPE_Q1_0_G128 ? q1_half(blk, h) : tq2_half(blk, h);
                 dw[i] = load_u16(blk + d_off);
             }
-            for (int h = 0; h < 2; h++)
+            UNROLL for (int h = 0; h < 2; h++)
                 transpose_quad(v[h], t->u[b][4 * h][g], QUADS * 64);
             /* [d0 x4, d1 x4, d2 x4, d3 x4] */
             __m512 d = _mm512_cvtph_ps(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)dw)));
@@ -98,69 +104,71 @@ AVX512_INLINE void expand_tile(bonsai_type type, const uint8_t *w, size_t row_by
     }
 }
 
-/* Sum of each 128-bit lane (row i of the quad) -> 4 floats. */
-AVX512_INLINE __m128 quad_sums(__m512 v)
-{
-    v = _mm512_add_ps(v, _mm512_permute_ps(v, 0x4E));
-    v = _mm512_add_ps(v, _mm512_permute_ps(v, 0xB1));
-    return _mm512_castps512_ps128(_mm512_maskz_compress_ps(0x1111, v));
-}
+/* Scales and sums of the tile's tokens for one chunk, grouped by token quad
+ * so one 16-byte broadcast gives [t0, t1, t2, t3] in every 128-bit lane. */
+typedef struct token_scales {
+    _Alignas(16) float dx[CHUNK_BLOCKS][TOKEN_QUADS][4];
+    _Alignas(16) int32_t sum[CHUNK_BLOCKS][TOKEN_QUADS][4];
+} token_scales;
 
-/* N tokens (1..4) x 8 rows over the nb expanded blocks; x points at block
- * b0 of token 0, tokens xs blocks apart. Writes (first) or adds 4 floats per
- * quad and token into y. */
-AVX512_INLINE void micro(const expanded_tile *t, size_t nb, const bonsai_block_q8 *x, size_t xs,
-                         float *y, size_t ldy, size_t n_rows, int first, const int N,
+/* NT (4 or 8) tokens x 8 rows over the nb expanded blocks. xt[j] points at
+ * block 0 of the chunk for token j; tokens j >= nt repeat a valid token and
+ * are not stored. Writes (first) or adds into y[j * ldy + row]. */
+AVX512_INLINE void micro(const expanded_tile *t, size_t nb, const bonsai_block_q8 *const *xt,
+                         size_t nt, float *y, size_t ldy, size_t n_rows, int first, const int NT,
                          const int vnni)
 {
-    __m512 accf[QUADS][TILE_TOKENS];
-    for (int g = 0; g < QUADS; g++)
-        for (int j = 0; j < N; j++)
-            accf[g][j] = _mm512_setzero_ps();
+    token_scales ts;
+    for (size_t b = 0; b < nb; b++)
+        UNROLL for (int j = 0; j < NT; j++) {
+            ts.dx[b][j / 4][j % 4] = (size_t)j < nt ? xt[j][b].d : 0.0f;
+            ts.sum[b][j / 4][j % 4] = (size_t)j < nt ? xt[j][b].sum : 0;
+        }
+    __m512 accf[QUADS][TOKEN_QUADS]; /* lane 4L + i: row 4g + L, token 4tq + i */
+    UNROLL for (int g = 0; g < QUADS; g++)
+        UNROLL for (int q = 0; q < NT / 4; q++)
+            accf[g][q] = _mm512_setzero_ps();
     for (size_t b = 0; b < nb; b++) { // [chunk blocks]
-        __m512i acc[QUADS][TILE_TOKENS];
-        for (int g = 0; g < QUADS; g++)
-            for (int j = 0; j < N; j++)
+        __m512i acc[QUADS][TILE_TOKENS]; /* 128-bit lane L: row 4g + L */
+        UNROLL for (int g = 0; g < QUADS; g++)
+            UNROLL for (int j = 0; j < NT; j++)
                 acc[g][j] = _mm512_setzero_si512();
-        for (int c = 0; c < 8; c++) { // [16-byte chunks of the block]
+        UNROLL for (int c = 0; c < 8; c++) { // [16-byte chunks of the block]
             __m512i u[QUADS];
-            for (int g = 0; g < QUADS; g++)
+            UNROLL for (int g = 0; g < QUADS; g++)
                 u[g] = _mm512_load_si512(t->u[b][c][g]);
-            for (int j = 0; j < N; j++) {
-                const __m512i xv = _mm512_broadcast_i32x4(
-                    _mm_loadu_si128((const __m128i *)(x[(size_t)j * xs + b].qs + 16 * c)));
-                for (int g = 0; g < QUADS; g++)
+            UNROLL for (int j = 0; j < NT; j++) {
+                const __m512i xv =
+                    _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(xt[j][b].qs + 16 * c)));
+                UNROLL for (int g = 0; g < QUADS; g++)
                     acc[g][j] = vnni ? _mm512_dpbusd_epi32(acc[g][j], u[g], xv)
                                      : _mm512_add_epi16(acc[g][j], _mm512_maddubs_epi16(u[g], xv));
             }
         }
-        for (int j = 0; j < N; j++) {
-            const bonsai_block_q8 *xb = x + (size_t)j * xs + b;
-            const __m512i seed = _mm512_maskz_set1_epi32(0x1111, -xb->sum);
-            const __m512 dx = _mm512_set1_ps(xb->d);
-            for (int g = 0; g < QUADS; g++) {
-                /* BW: int16 pair sums, |.| <= 8 * 2 * 2 * 127, widened here */
-                __m512i s = vnni ? _mm512_add_epi32(acc[g][j], seed)
-                                 : _mm512_add_epi32(_mm512_madd_epi16(acc[g][j],
-                                                                      _mm512_set1_epi16(1)),
-                                                    seed);
-                accf[g][j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s),
+        UNROLL for (int q = 0; q < NT / 4; q++) {
+            const __m512 dx = _mm512_broadcast_f32x4(_mm_load_ps(ts.dx[b][q]));
+            const __m512i sum = _mm512_broadcast_i32x4(_mm_load_si128((const __m128i *)ts.sum[b][q]));
+            UNROLL for (int g = 0; g < QUADS; g++) {
+                __m512i a[4];
+                UNROLL for (int i = 0; i < 4; i++) /* BW: int16 pair sums, |.| <= 8 * 2 * 2 * 127 */
+                    a[i] = vnni ? acc[g][4 * q + i]
+                                : _mm512_madd_epi16(acc[g][4 * q + i], _mm512_set1_epi16(1));
+                const __m512i isum = _mm512_sub_epi32(reduce4_lanes_epi32(a), sum);
+                accf[g][q] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum),
                                              _mm512_mul_ps(_mm512_load_ps(t->dw[b][g]), dx),
-                                             accf[g][j]);
+                                             accf[g][q]);
             }
         }
     }
-    for (int j = 0; j < N; j++)
-        for (int g = 0; g < QUADS; g++) {
-            if ((size_t)(4 * g) >= n_rows)
-                break;
-            const size_t n = n_rows - (size_t)(4 * g) < 4 ? n_rows - (size_t)(4 * g) : 4;
-            const __mmask8 keep = (__mmask8)((1u << n) - 1);
-            float *out = y + (size_t)j * ldy + (size_t)(4 * g);
-            __m128 v = quad_sums(accf[g][j]);
-            if (!first)
-                v = _mm_add_ps(v, _mm_maskz_loadu_ps(keep, out));
-            _mm_mask_storeu_ps(out, keep, v);
+    UNROLL for (int g = 0; g < QUADS; g++)
+        UNROLL for (int q = 0; q < NT / 4; q++) {
+            _Alignas(64) float out[16];
+            _mm512_store_ps(out, accf[g][q]);
+            for (int i = 0; i < 4 && (size_t)(4 * q + i) < nt; i++)
+                for (int L = 0; L < 4 && (size_t)(4 * g + L) < n_rows; L++) {
+                    float *o = y + (size_t)(4 * q + i) * ldy + (size_t)(4 * g + L);
+                    *o = first ? out[4 * L + i] : out[4 * L + i] + *o;
+                }
         }
 }
 
@@ -175,24 +183,16 @@ AVX512_INLINE void gemm(bonsai_type type, const uint8_t *w, size_t k, size_t r0,
         for (size_t c0 = 0; c0 < nb; c0 += CHUNK_BLOCKS) { // [k / (128 * 32)]
             const size_t cn = nb - c0 < CHUNK_BLOCKS ? nb - c0 : CHUNK_BLOCKS;
             expand_tile(type, w, row_bytes, r, n_rows, c0, cn, &tile);
-            size_t t = 0;
-            for (; t + TILE_TOKENS <= m; t += TILE_TOKENS) // [m / 4]
-                micro(&tile, cn, x + t * nb + c0, nb, y + t * ldy + (r - r0), ldy, n_rows,
-                      c0 == 0, TILE_TOKENS, vnni);
-            const bonsai_block_q8 *xt = x + t * nb + c0;
-            float *yt = y + t * ldy + (r - r0);
-            switch (m - t) {
-            case 3:
-                micro(&tile, cn, xt, nb, yt, ldy, n_rows, c0 == 0, 3, vnni);
-                break;
-            case 2:
-                micro(&tile, cn, xt, nb, yt, ldy, n_rows, c0 == 0, 2, vnni);
-                break;
-            case 1:
-                micro(&tile, cn, xt, nb, yt, ldy, n_rows, c0 == 0, 1, vnni);
-                break;
-            default:
-                break;
+            for (size_t t0 = 0; t0 < m; t0 += TILE_TOKENS) { // [m / 8]
+                const size_t nt = m - t0 < TILE_TOKENS ? m - t0 : TILE_TOKENS;
+                const bonsai_block_q8 *xt[TILE_TOKENS];
+                for (size_t j = 0; j < TILE_TOKENS; j++)
+                    xt[j] = x + (t0 + (j < nt ? j : nt - 1)) * nb + c0;
+                float *yt = y + t0 * ldy + (r - r0);
+                if (nt > 4)
+                    micro(&tile, cn, xt, nt, yt, ldy, n_rows, c0 == 0, TILE_TOKENS, vnni);
+                else
+                    micro(&tile, cn, xt, nt, yt, ldy, n_rows, c0 == 0, 4, vnni);
             }
         }
     }

@@ -1,87 +1,47 @@
 /* AVX-512 q8 GEMV (one token): y[r - r0] = sum_j W[r][j] * x[j] for rows
  * [r0, r1) of a [rows][k] Q1_0_G128 or TQ2_0_G128 matrix, x given as k/128
  * q8 blocks. Matches bonsai_ref_mm_q8 (src/ref/ref_kernels.c) with m = 1:
- * exact int32 sums per block, scaled by d_w * d_x and summed in fp32.
+ * exact int32 sums per block, scaled by d_w * d_x, summed in fp32 in the
+ * order of Q8_CHUNK_BLOCKS (avx512_internal.h), which the GEMM shares.
  *
  * Q1: the 128 sign bits of a block are two __mmask64; a zero-masked move of
  * the byte 2 gives u = 2 * bit (0 or 2) without ever unpacking bits, and
- * sum_j u_j q_j - sum_j q_j = sum_j (2 bit_j - 1) q_j is the dot product;
- * the -sum q term (bonsai_block_q8.sum) seeds lane 0 of the int32
- * accumulator. TQ2: each 2-bit code c becomes u = w + 1 (00 -> 0, 01 -> 1,
- * 10 -> 2, 11 -> 1) with one vpsrlvq, one vpand and one vpshufb per 64
- * codes; the codes then come out in the order "4i + s at position 16s + i",
- * so the activations are permuted the same way once per call, and again
- * sum u q - sum q is the dot product.
+ * sum_j u_j q_j - sum_j q_j = sum_j (2 bit_j - 1) q_j is the dot product
+ * (sum q is bonsai_block_q8.sum). TQ2: each 2-bit code becomes u = w + 1
+ * (00 -> 0, 01 -> 1, 10 -> 2, 11 -> 1) with one vpsrlvq, one vpand and one
+ * vpshufb per 64 codes; the codes then come out in the order "code 4i + s
+ * at position 16s + i", so the activations are permuted the same way once
+ * per chunk, and again sum u q - sum q is the dot product.
  *
- * Four rows per pass share the activation loads. Per block and row the int32
- * lanes are converted and scaled once (the scales differ per block). */
+ * 16 rows per pass share the activation loads; their 16 int32 vectors are
+ * reduced exactly into one vector (lane = row), so the scale step (one
+ * gather of the 16 fp16 scales, cvt, mul, fma) runs once per 16 rows. */
 #include "cpu/avx512/avx512_internal.h"
 
-/* ---- Q1_0_G128 -------------------------------------------------------- */
+#define PASS_ROWS 16
 
-/* R (1..4) rows starting at row, all nb blocks; out[r] = dot of row r. */
-AVX512_INLINE void q1_rows(const uint8_t *row, size_t row_bytes, const bonsai_block_q8 *x,
-                           size_t nb, float *out, const int R, const int vnni)
+/* Weight-side operands of one block of one row: u bytes of both halves. */
+AVX512_INLINE void q1_block_u(const uint8_t *blk, __m512i u[2])
 {
-    __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(),
-                     _mm512_setzero_ps()};
     const __m512i two = _mm512_set1_epi8(2);
-    for (size_t b = 0; b < nb; b++) { // [k / 128]
-        const bonsai_block_q8 *xb = x + b;
-        const __m512i x0 = _mm512_loadu_si512(xb->qs), x1 = _mm512_loadu_si512(xb->qs + 64);
-        const __m512i seed = _mm512_maskz_set1_epi32(1, -xb->sum);
-        const __m512 dx = _mm512_set1_ps(xb->d);
-        for (int r = 0; r < R; r++) { // [R rows]
-            const uint8_t *blk = row + (size_t)r * row_bytes + b * Q1_BLOCK_BYTES;
-            __m512i u0 = _mm512_maskz_mov_epi8(load_mask64(blk + 2), two);
-            __m512i u1 = _mm512_maskz_mov_epi8(load_mask64(blk + 10), two);
-            __m512i s = dot2_u8s8(seed, u0, x0, u1, x1, vnni);
-            __m512 scale = _mm512_mul_ps(load_scale16(blk), dx);
-            acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), scale, acc[r]);
-        }
-    }
-    for (int r = 0; r < R; r++)
-        out[r] = _mm512_reduce_add_ps(acc[r]);
+    u[0] = _mm512_maskz_mov_epi8(load_mask64(blk + 2), two);
+    u[1] = _mm512_maskz_mov_epi8(load_mask64(blk + 10), two);
 }
 
-AVX512_INLINE void gemv_q1(const uint8_t *w, size_t k, size_t r0, size_t r1,
-                           const bonsai_block_q8 *x, float *y, const int vnni)
+/* 64 codes at p -> u = code + 1 mapping, permuted order (see above). */
+AVX512_INLINE __m512i tq2_half_u(const uint8_t *p)
 {
-    const size_t nb = k / 128, row_bytes = nb * Q1_BLOCK_BYTES;
-    size_t r = r0;
-    for (; r + 4 <= r1; r += 4) // [rows / 4]
-        q1_rows(w + r * row_bytes, row_bytes, x, nb, y + (r - r0), 4, vnni);
-    switch (r1 - r) {
-    case 3:
-        q1_rows(w + r * row_bytes, row_bytes, x, nb, y + (r - r0), 3, vnni);
-        break;
-    case 2:
-        q1_rows(w + r * row_bytes, row_bytes, x, nb, y + (r - r0), 2, vnni);
-        break;
-    case 1:
-        q1_rows(w + r * row_bytes, row_bytes, x, nb, y + (r - r0), 1, vnni);
-        break;
-    default:
-        break;
-    }
+    const __m512i shifts = _mm512_setr_epi64(0, 0, 2, 2, 4, 4, 6, 6);
+    __m512i q = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)p));
+    q = _mm512_and_si512(_mm512_srlv_epi64(q, shifts), _mm512_set1_epi8(3));
+    return _mm512_shuffle_epi8(tq2_code_lut(), q);
 }
 
-void bonsai_avx512_gemv_q8_q1_vnni(const uint8_t *w, size_t k, size_t r0, size_t r1,
-                                   const bonsai_block_q8 *x, float *y)
+AVX512_INLINE void tq2_block_u(const uint8_t *blk, __m512i u[2])
 {
-    gemv_q1(w, k, r0, r1, x, y, 1);
+    u[0] = tq2_half_u(blk);
+    u[1] = tq2_half_u(blk + 16);
 }
-
-void bonsai_avx512_gemv_q8_q1_bw(const uint8_t *w, size_t k, size_t r0, size_t r1,
-                                 const bonsai_block_q8 *x, float *y)
-{
-    gemv_q1(w, k, r0, r1, x, y, 0);
-}
-
-/* ---- TQ2_0_G128 ------------------------------------------------------- */
-
-/* Activation blocks per pass: the permuted copy lives on the stack. */
-#define TQ2_CHUNK_BLOCKS 64
 
 /* One 64-byte half of a block reordered so position 16s + i holds byte
  * 4i + s: a 4x4 byte transpose inside each 128-bit lane, then a 4x4 dword
@@ -94,78 +54,113 @@ AVX512_INLINE __m512i tq2_permute_half(__m512i v)
     return _mm512_permutexvar_epi32(across, _mm512_shuffle_epi8(v, in_lane));
 }
 
-/* u = code + 1 mapping of 64 codes (16 bytes at p) in permuted order. */
-AVX512_INLINE __m512i tq2_unpack_half(const uint8_t *p, __m512i shifts, __m512i lut)
+/* fp16 scales of up to 16 rows (lanes under valid), 4 bytes gathered at
+ * base + idx; the scale is the low (Q1) or high (TQ2, read 2 bytes early so
+ * the load stays inside the block) half of each dword. */
+AVX512_INLINE __m512 gather_scales(const uint8_t *base, __m512i idx_lo, __m512i idx_hi,
+                                   __mmask16 valid, const int high_half)
 {
-    __m512i q = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)p));
-    q = _mm512_and_si512(_mm512_srlv_epi64(q, shifts), _mm512_set1_epi8(3));
-    return _mm512_shuffle_epi8(lut, q);
+    __m256i a = _mm512_mask_i64gather_epi32(_mm256_setzero_si256(), (__mmask8)valid, idx_lo,
+                                            (const void *)base, 1);
+    __m256i b = _mm512_mask_i64gather_epi32(_mm256_setzero_si256(), (__mmask8)(valid >> 8),
+                                            idx_hi, (const void *)base, 1);
+    __m512i d = _mm512_inserti64x4(_mm512_castsi256_si512(a), b, 1);
+    if (high_half)
+        d = _mm512_srli_epi32(d, 16);
+    return _mm512_cvtph_ps(_mm512_cvtepi32_epi16(d));
 }
 
-/* R (1..4) rows, nb blocks with permuted activations xp[nb][128]. */
-AVX512_INLINE void tq2_rows(const uint8_t *row, size_t row_bytes, const bonsai_block_q8 *x,
-                            const int8_t *xp, size_t nb, float *out, const int R, const int vnni)
+/* Rows [0, R) of a pass (R <= 16, row i at row + i * row_bytes), blocks
+ * [0, nb) of a chunk, w and x already offset to the chunk's first block;
+ * xp: the chunk's activations in weight order (TQ2) or NULL (Q1).
+ * y[i] = partial sum (first chunk) or y[i] + partial sum. */
+AVX512_INLINE void pass(bonsai_type type, const uint8_t *row, size_t row_bytes, int R,
+                        const bonsai_block_q8 *x, const int8_t *xp, size_t nb, float *y,
+                        int first, const int vnni)
 {
-    __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(),
-                     _mm512_setzero_ps()};
-    const __m512i shifts = _mm512_setr_epi64(0, 0, 2, 2, 4, 4, 6, 6);
-    const __m512i lut = tq2_code_lut();
+    const int q1 = type == BONSAI_TYPE_Q1_0_G128;
+    const size_t bb = q1 ? Q1_BLOCK_BYTES : TQ2_BLOCK_BYTES;
+    const __mmask16 valid = (__mmask16)((1u << R) - 1);
+    const long long rb = (long long)row_bytes;
+    const __m512i idx_lo = _mm512_setr_epi64(0, rb, 2 * rb, 3 * rb, 4 * rb, 5 * rb, 6 * rb, 7 * rb);
+    const __m512i idx_hi = _mm512_add_epi64(idx_lo, _mm512_set1_epi64(8 * rb));
+    __m512 p = _mm512_setzero_ps();
     for (size_t b = 0; b < nb; b++) { // [chunk blocks]
-        const __m512i x0 = _mm512_load_si512(xp + 128 * b);
-        const __m512i x1 = _mm512_load_si512(xp + 128 * b + 64);
-        const __m512i seed = _mm512_maskz_set1_epi32(1, -x[b].sum);
-        const __m512 dx = _mm512_set1_ps(x[b].d);
-        for (int r = 0; r < R; r++) { // [R rows]
-            const uint8_t *blk = row + (size_t)r * row_bytes + b * TQ2_BLOCK_BYTES;
-            __m512i u0 = tq2_unpack_half(blk, shifts, lut);
-            __m512i u1 = tq2_unpack_half(blk + 16, shifts, lut);
-            __m512i s = dot2_u8s8(seed, u0, x0, u1, x1, vnni);
-            __m512 scale = _mm512_mul_ps(load_scale16(blk + 32), dx);
-            acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), scale, acc[r]);
+        __m512i xv[2];
+        if (q1) {
+            xv[0] = _mm512_loadu_si512(x[b].qs);
+            xv[1] = _mm512_loadu_si512(x[b].qs + 64);
+        } else {
+            xv[0] = _mm512_load_si512(xp + 128 * b);
+            xv[1] = _mm512_load_si512(xp + 128 * b + 64);
         }
+        __m512i a[PASS_ROWS];
+        UNROLL for (int i = 0; i < PASS_ROWS; i++) { // [16 rows]
+            if (i >= R) {
+                a[i] = _mm512_setzero_si512();
+                continue;
+            }
+            const uint8_t *blk = row + (size_t)i * row_bytes + b * bb;
+            __m512i u[2];
+            if (q1)
+                q1_block_u(blk, u);
+            else
+                tq2_block_u(blk, u);
+            a[i] = dot2_u8s8(_mm512_setzero_si512(), u[0], xv[0], u[1], xv[1], vnni);
+        }
+        const __m512i isum = _mm512_sub_epi32(reduce16_epi32(a), _mm512_set1_epi32(x[b].sum));
+        const __m512 dw = gather_scales(row + b * bb + (q1 ? 0 : 30), idx_lo, idx_hi, valid, !q1);
+        p = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_mul_ps(dw, _mm512_set1_ps(x[b].d)), p);
     }
-    for (int r = 0; r < R; r++)
-        out[r] = _mm512_reduce_add_ps(acc[r]);
+    if (!first)
+        p = _mm512_add_ps(p, _mm512_maskz_loadu_ps(valid, y));
+    _mm512_mask_storeu_ps(y, valid, p);
 }
 
-AVX512_INLINE void gemv_tq2(const uint8_t *w, size_t k, size_t r0, size_t r1,
-                            const bonsai_block_q8 *x, float *y, const int vnni)
+AVX512_INLINE void gemv(bonsai_type type, const uint8_t *w, size_t k, size_t r0, size_t r1,
+                        const bonsai_block_q8 *x, float *y, const int vnni)
 {
-    _Alignas(64) int8_t xp[TQ2_CHUNK_BLOCKS * 128];
-    const size_t nb = k / 128, row_bytes = nb * TQ2_BLOCK_BYTES;
-    for (size_t c0 = 0; c0 < nb; c0 += TQ2_CHUNK_BLOCKS) { // [k / (128 * chunk)]
-        const size_t cn = nb - c0 < TQ2_CHUNK_BLOCKS ? nb - c0 : TQ2_CHUNK_BLOCKS;
-        for (size_t b = 0; b < cn; b++)
-            for (int h = 0; h < 2; h++)
-                _mm512_store_si512(xp + 128 * b + 64 * h,
-                                   tq2_permute_half(_mm512_loadu_si512(x[c0 + b].qs + 64 * h)));
-        const uint8_t *wc = w + c0 * TQ2_BLOCK_BYTES;
-        for (size_t r = r0; r < r1; r += 4) { // [rows / 4]
-            float part[4];
-            const size_t n = r1 - r < 4 ? r1 - r : 4;
-            const uint8_t *row = wc + r * row_bytes;
-            if (n == 4)
-                tq2_rows(row, row_bytes, x + c0, xp, cn, part, 4, vnni);
-            else if (n == 3)
-                tq2_rows(row, row_bytes, x + c0, xp, cn, part, 3, vnni);
-            else if (n == 2)
-                tq2_rows(row, row_bytes, x + c0, xp, cn, part, 2, vnni);
-            else
-                tq2_rows(row, row_bytes, x + c0, xp, cn, part, 1, vnni);
-            for (size_t i = 0; i < n; i++)
-                y[r - r0 + i] = c0 == 0 ? part[i] : y[r - r0 + i] + part[i];
-        }
+    _Alignas(64) int8_t xp[Q8_CHUNK_BLOCKS * 128];
+    const int q1 = type == BONSAI_TYPE_Q1_0_G128;
+    const size_t nb = k / 128, bb = q1 ? Q1_BLOCK_BYTES : TQ2_BLOCK_BYTES, row_bytes = nb * bb;
+    for (size_t c0 = 0; c0 < nb; c0 += Q8_CHUNK_BLOCKS) { // [k / (128 * chunk)]
+        const size_t cn = nb - c0 < Q8_CHUNK_BLOCKS ? nb - c0 : Q8_CHUNK_BLOCKS;
+        if (!q1)
+            for (size_t b = 0; b < cn; b++)
+                UNROLL for (int h = 0; h < 2; h++)
+                    _mm512_store_si512(xp + 128 * b + 64 * h, tq2_permute_half(_mm512_loadu_si512(
+                                                                  x[c0 + b].qs + 64 * h)));
+        const uint8_t *wc = w + c0 * bb;
+        size_t r = r0;
+        for (; r + PASS_ROWS <= r1; r += PASS_ROWS) // [rows / 16]
+            pass(type, wc + r * row_bytes, row_bytes, PASS_ROWS, x + c0, xp, cn, y + (r - r0),
+                 c0 == 0, vnni);
+        if (r < r1)
+            pass(type, wc + r * row_bytes, row_bytes, (int)(r1 - r), x + c0, xp, cn, y + (r - r0),
+                 c0 == 0, vnni);
     }
+}
+
+void bonsai_avx512_gemv_q8_q1_vnni(const uint8_t *w, size_t k, size_t r0, size_t r1,
+                                   const bonsai_block_q8 *x, float *y)
+{
+    gemv(BONSAI_TYPE_Q1_0_G128, w, k, r0, r1, x, y, 1);
+}
+
+void bonsai_avx512_gemv_q8_q1_bw(const uint8_t *w, size_t k, size_t r0, size_t r1,
+                                 const bonsai_block_q8 *x, float *y)
+{
+    gemv(BONSAI_TYPE_Q1_0_G128, w, k, r0, r1, x, y, 0);
 }
 
 void bonsai_avx512_gemv_q8_tq2_vnni(const uint8_t *w, size_t k, size_t r0, size_t r1,
                                     const bonsai_block_q8 *x, float *y)
 {
-    gemv_tq2(w, k, r0, r1, x, y, 1);
+    gemv(BONSAI_TYPE_TQ2_0_G128, w, k, r0, r1, x, y, 1);
 }
 
 void bonsai_avx512_gemv_q8_tq2_bw(const uint8_t *w, size_t k, size_t r0, size_t r1,
                                   const bonsai_block_q8 *x, float *y)
 {
-    gemv_tq2(w, k, r0, r1, x, y, 0);
+    gemv(BONSAI_TYPE_TQ2_0_G128, w, k, r0, r1, x, y, 0);
 }

@@ -15,7 +15,7 @@
 /* 8 x 16 activations of block b and their lane-wise sum. */
 AVX512_INLINE __m512 load_block(const float *xb, __m512 xv[8])
 {
-    for (int c = 0; c < 8; c++)
+    UNROLL for (int c = 0; c < 8; c++)
         xv[c] = _mm512_loadu_ps(xb + 16 * c);
     __m512 a = _mm512_add_ps(_mm512_add_ps(xv[0], xv[1]), _mm512_add_ps(xv[2], xv[3]));
     __m512 b = _mm512_add_ps(_mm512_add_ps(xv[4], xv[5]), _mm512_add_ps(xv[6], xv[7]));
@@ -31,11 +31,11 @@ AVX512_INLINE void q1_rows(const uint8_t *row, size_t row_bytes, const float *x,
     for (size_t b = 0; b < nb; b++) { // [k / 128]
         __m512 xv[8];
         const __m512 all = load_block(x + 128 * b, xv);
-        for (int r = 0; r < R; r++) { // [R rows]
+        UNROLL for (int r = 0; r < R; r++) { // [R rows]
             const uint8_t *blk = row + (size_t)r * row_bytes + b * Q1_BLOCK_BYTES;
             __m512 s0 = _mm512_maskz_mov_ps(load_mask16(blk + 2), xv[0]);
             __m512 s1 = _mm512_maskz_mov_ps(load_mask16(blk + 4), xv[1]);
-            for (int c = 2; c < 8; c += 2) {
+            UNROLL for (int c = 2; c < 8; c += 2) {
                 s0 = _mm512_mask_add_ps(s0, load_mask16(blk + 2 + 2 * c), s0, xv[c]);
                 s1 = _mm512_mask_add_ps(s1, load_mask16(blk + 4 + 2 * c), s1, xv[c + 1]);
             }
@@ -43,7 +43,7 @@ AVX512_INLINE void q1_rows(const uint8_t *row, size_t row_bytes, const float *x,
             acc[r] = _mm512_fmadd_ps(t, load_scale16(blk), acc[r]);
         }
     }
-    for (int r = 0; r < R; r++)
+    UNROLL for (int r = 0; r < R; r++)
         out[r] = _mm512_reduce_add_ps(acc[r]);
 }
 
@@ -59,10 +59,10 @@ AVX512_INLINE void tq2_rows(const uint8_t *row, size_t row_bytes, const float *x
     const __m512i both = _mm512_or_si512(lo, hi);
     for (size_t b = 0; b < nb; b++) { // [k / 128]
         const float *xb = x + 128 * b;
-        for (int r = 0; r < R; r++) { // [R rows]
+        UNROLL for (int r = 0; r < R; r++) { // [R rows]
             const uint8_t *blk = row + (size_t)r * row_bytes + b * TQ2_BLOCK_BYTES;
             __m512 plus = _mm512_setzero_ps(), minus = _mm512_setzero_ps();
-            for (int c = 0; c < 8; c++) { // [8 x 16 codes]
+            UNROLL for (int c = 0; c < 8; c++) { // [8 x 16 codes]
                 int32_t word;
                 memcpy(&word, blk + 4 * c, 4);
                 const __m512i q = _mm512_set1_epi32(word);
@@ -76,7 +76,7 @@ AVX512_INLINE void tq2_rows(const uint8_t *row, size_t row_bytes, const float *x
             acc[r] = _mm512_fmadd_ps(_mm512_sub_ps(plus, minus), load_scale16(blk + 32), acc[r]);
         }
     }
-    for (int r = 0; r < R; r++)
+    UNROLL for (int r = 0; r < R; r++)
         out[r] = _mm512_reduce_add_ps(acc[r]);
 }
 
