@@ -58,11 +58,6 @@ AVX512_INLINE __mmask64 load_mask64(const uint8_t *p)
     return _cvtu64_mask64(v);
 }
 
-AVX512_INLINE __mmask16 load_mask16(const uint8_t *p)
-{
-    return _cvtu32_mask16(load_u16(p));
-}
-
 /* fp16 scale at p, broadcast to 16 fp32 lanes. */
 AVX512_INLINE __m512 load_scale16(const uint8_t *p)
 {

@@ -3,44 +3,43 @@
  * tokens x_t = x + t * k, t in [0, m). fp32 products and sums, matching
  * bonsai_ref_mm_f32 (src/ref/ref_kernels.c) to fp32 rounding.
  *
- * Q1: with S = sum of x_j over set bits and X = sum of all x_j in the block,
- * sum_j w_j x_j = d * (2 S - X). Each 16 sign bits load as a __mmask16 and a
- * merge-masked vaddps adds the selected activations: one instruction per 16
- * weights; X is shared by the four rows of a pass.
- * TQ2: per 16 codes (one dword, broadcast) three vptestm give the masks of
- * code 10 (+1) and code 00 (-1); two masked adds accumulate them apart.
+ * Q1: per 32 weights one dword of sign bits is broadcast; a vpsrlvd puts
+ * bit i (or 16 + i) in lane i's bit 0 and a vpermps turns it into -1 or +1
+ * for an fma (measured faster than __mmask16 loads + masked adds, which
+ * queue on the mask-register moves).
+ * TQ2: the same with 16 two-bit codes per dword: a vpsrlvd puts code i in lane
+ * i's low bits and a vpermps turns it into the weight -1, 0 or +1 for an
+ * fma.
  * One token at a time (its activations stay in L1), four rows per pass. */
 #include "cpu/avx512/avx512_internal.h"
-
-/* 8 x 16 activations of block b and their lane-wise sum. */
-AVX512_INLINE __m512 load_block(const float *xb, __m512 xv[8])
-{
-    UNROLL for (int c = 0; c < 8; c++)
-        xv[c] = _mm512_loadu_ps(xb + 16 * c);
-    __m512 a = _mm512_add_ps(_mm512_add_ps(xv[0], xv[1]), _mm512_add_ps(xv[2], xv[3]));
-    __m512 b = _mm512_add_ps(_mm512_add_ps(xv[4], xv[5]), _mm512_add_ps(xv[6], xv[7]));
-    return _mm512_add_ps(a, b);
-}
 
 AVX512_INLINE void q1_rows(const uint8_t *row, size_t row_bytes, const float *x, size_t nb,
                            float *out, const int R)
 {
     __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(),
                      _mm512_setzero_ps()};
-    const __m512 two = _mm512_set1_ps(2.0f);
+    /* lane i shifts bit i (low half) or 16 + i (high half) of a dword to
+     * bit 0; vpermps then reads -1 or +1 from the low 4 index bits */
+    const __m512i lo = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    const __m512i hi = _mm512_add_epi32(lo, _mm512_set1_epi32(16));
+    const __m512 value = _mm512_setr_ps(-1, 1, -1, 1, -1, 1, -1, 1, -1, 1, -1, 1, -1, 1, -1, 1);
     for (size_t b = 0; b < nb; b++) { // [k / 128]
         __m512 xv[8];
-        const __m512 all = load_block(x + 128 * b, xv);
+        UNROLL for (int c = 0; c < 8; c++)
+            xv[c] = _mm512_loadu_ps(x + 128 * b + 16 * c);
         UNROLL for (int r = 0; r < R; r++) { // [R rows]
             const uint8_t *blk = row + (size_t)r * row_bytes + b * Q1_BLOCK_BYTES;
-            __m512 s0 = _mm512_maskz_mov_ps(load_mask16(blk + 2), xv[0]);
-            __m512 s1 = _mm512_maskz_mov_ps(load_mask16(blk + 4), xv[1]);
-            UNROLL for (int c = 2; c < 8; c += 2) {
-                s0 = _mm512_mask_add_ps(s0, load_mask16(blk + 2 + 2 * c), s0, xv[c]);
-                s1 = _mm512_mask_add_ps(s1, load_mask16(blk + 4 + 2 * c), s1, xv[c + 1]);
+            __m512 s[2] = {_mm512_setzero_ps(), _mm512_setzero_ps()};
+            UNROLL for (int c = 0; c < 8; c += 2) { // [4 x 32 signs]
+                int32_t word;
+                memcpy(&word, blk + 2 + 2 * c, 4);
+                const __m512i q = _mm512_set1_epi32(word);
+                s[0] = _mm512_fmadd_ps(_mm512_permutexvar_ps(_mm512_srlv_epi32(q, lo), value),
+                                       xv[c], s[0]);
+                s[1] = _mm512_fmadd_ps(_mm512_permutexvar_ps(_mm512_srlv_epi32(q, hi), value),
+                                       xv[c + 1], s[1]);
             }
-            __m512 t = _mm512_fmsub_ps(_mm512_add_ps(s0, s1), two, all);
-            acc[r] = _mm512_fmadd_ps(t, load_scale16(blk), acc[r]);
+            acc[r] = _mm512_fmadd_ps(_mm512_add_ps(s[0], s[1]), load_scale16(blk), acc[r]);
         }
     }
     UNROLL for (int r = 0; r < R; r++)
@@ -52,28 +51,26 @@ AVX512_INLINE void tq2_rows(const uint8_t *row, size_t row_bytes, const float *x
 {
     __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(),
                      _mm512_setzero_ps()};
-    /* lane i: the bits of code i of a dword */
-    const __m512i lane = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-    const __m512i lo = _mm512_sllv_epi32(_mm512_set1_epi32(1), lane);
-    const __m512i hi = _mm512_sllv_epi32(_mm512_set1_epi32(2), lane);
-    const __m512i both = _mm512_or_si512(lo, hi);
+    /* lane i shifts code i of a dword to bits 0-1; vpermps then reads the
+     * weight from the low 4 index bits (the next code in bits 2-3 is
+     * ignored by the table) */
+    const __m512i shifts =
+        _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512 value = _mm512_setr_ps(-1, 0, 1, 0, -1, 0, 1, 0, -1, 0, 1, 0, -1, 0, 1, 0);
     for (size_t b = 0; b < nb; b++) { // [k / 128]
-        const float *xb = x + 128 * b;
+        __m512 xv[8];
+        UNROLL for (int c = 0; c < 8; c++)
+            xv[c] = _mm512_loadu_ps(x + 128 * b + 16 * c);
         UNROLL for (int r = 0; r < R; r++) { // [R rows]
             const uint8_t *blk = row + (size_t)r * row_bytes + b * TQ2_BLOCK_BYTES;
-            __m512 plus = _mm512_setzero_ps(), minus = _mm512_setzero_ps();
+            __m512 s[2] = {_mm512_setzero_ps(), _mm512_setzero_ps()};
             UNROLL for (int c = 0; c < 8; c++) { // [8 x 16 codes]
                 int32_t word;
                 memcpy(&word, blk + 4 * c, 4);
-                const __m512i q = _mm512_set1_epi32(word);
-                const __m512 xv = _mm512_loadu_ps(xb + 16 * c);
-                __mmask16 h = _mm512_test_epi32_mask(q, hi);
-                __mmask16 p = _mm512_mask_testn_epi32_mask(h, q, lo); /* code 10 */
-                __mmask16 z = _mm512_testn_epi32_mask(q, both);       /* code 00 */
-                plus = _mm512_mask_add_ps(plus, p, plus, xv);
-                minus = _mm512_mask_add_ps(minus, z, minus, xv);
+                const __m512i idx = _mm512_srlv_epi32(_mm512_set1_epi32(word), shifts);
+                s[c & 1] = _mm512_fmadd_ps(_mm512_permutexvar_ps(idx, value), xv[c], s[c & 1]);
             }
-            acc[r] = _mm512_fmadd_ps(_mm512_sub_ps(plus, minus), load_scale16(blk + 32), acc[r]);
+            acc[r] = _mm512_fmadd_ps(_mm512_add_ps(s[0], s[1]), load_scale16(blk + 32), acc[r]);
         }
     }
     UNROLL for (int r = 0; r < R; r++)
