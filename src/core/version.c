@@ -1,8 +1,5 @@
 #include "bonsai/version.h"
-
-#ifndef BONSAI_GIT_COMMIT
-#define BONSAI_GIT_COMMIT "unknown"
-#endif
+#include "bonsai_commit.h" /* generated at build time: BONSAI_GIT_COMMIT */
 
 #define STR2(x) #x
 #define STR(x) STR2(x)

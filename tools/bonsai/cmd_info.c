@@ -21,16 +21,7 @@ static void usage(FILE *f)
 
 static void print_build(void)
 {
-    bonsai_cpu_tier tier = BONSAI_TIER_SCALAR;
-    bonsai_status s = bonsai_cpu_tier_select(&tier);
-    printf("bonsai %s (commit %s)\n", bonsai_version_string(), bonsai_build_commit());
-    printf("compiler: %s\n", bonsai_build_compiler());
-    printf("cpu tiers built: %s\n", bonsai_cpu_tiers_built());
-    printf("cpu features: %s\n", *bonsai_cpu_features() ? bonsai_cpu_features() : "(none extra)");
-    if (s == BONSAI_OK)
-        printf("cpu tier selected: %s\n", bonsai_cpu_tier_name(tier));
-    else
-        printf("cpu tier selected: none (%s)\n", bonsai_last_error());
+    cli_print_build(); /* main.c */
     info_cuda_print(); /* info_cuda.c */
 }
 

@@ -10,5 +10,6 @@ int cmd_info(int argc, char **argv);  /* cmd_info.c */
 int cmd_run(int argc, char **argv);
 
 void info_cuda_print(void); /* info_cuda.c: the CUDA lines of bonsai info */
+void cli_print_build(void); /* main.c: version, compiler, CPU tiers */
 
 #endif

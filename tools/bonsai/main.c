@@ -20,7 +20,9 @@ static const command commands[] = {
     {"run", cmd_run, "generate tokens with a model (token ids in and out for now)"},
 };
 
-static void print_version(void)
+/* The lines --version and `bonsai info` share: version, commit, compiler,
+ * CPU tiers built and selected. */
+void cli_print_build(void)
 {
     bonsai_cpu_tier tier = BONSAI_TIER_SCALAR;
     bonsai_status s = bonsai_cpu_tier_select(&tier);
@@ -32,6 +34,11 @@ static void print_version(void)
         printf("cpu tier selected: %s\n", bonsai_cpu_tier_name(tier));
     else
         printf("cpu tier selected: none (%s)\n", bonsai_last_error());
+}
+
+static void print_version(void)
+{
+    cli_print_build();
     printf("cuda archs built: %s\n", bonsai_cuda_archs_built());
 }
 
