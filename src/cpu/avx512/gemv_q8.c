@@ -14,8 +14,11 @@
  * per chunk, and again sum u q - sum q is the dot product.
  *
  * 16 rows per pass share the activation loads; their 16 int32 vectors are
- * reduced exactly into one vector (lane = row), so the scale step (one
- * gather of the 16 fp16 scales, cvt, mul, fma) runs once per 16 rows.
+ * reduced exactly into one vector (lane = row), so the scale step (cvt,
+ * mul, fma) runs once per 16 rows. The 16 fp16 scales are copied with
+ * scalar loads and stores into a 32-byte stack array read back as one
+ * vector: cheaper than two vpgatherqd per block (hot 4096x4096 Q1 130 ->
+ * 115 us on one core, see bench/NOTES.md).
  * Each row prefetches its counterpart of the next pass (16 short row
  * streams defeat the hardware prefetcher when the weights come from DRAM:
  * cold 4096x4096 Q1 went from 355 to 132 us on one core). */
@@ -57,22 +60,6 @@ AVX512_INLINE __m512i tq2_permute_half(__m512i v)
     return _mm512_permutexvar_epi32(across, _mm512_shuffle_epi8(v, in_lane));
 }
 
-/* fp16 scales of up to 16 rows (lanes under valid), 4 bytes gathered at
- * base + idx; the scale is the low (Q1) or high (TQ2, read 2 bytes early so
- * the load stays inside the block) half of each dword. */
-AVX512_INLINE __m512 gather_scales(const uint8_t *base, __m512i idx_lo, __m512i idx_hi,
-                                   __mmask16 valid, const int high_half)
-{
-    __m256i a = _mm512_mask_i64gather_epi32(_mm256_setzero_si256(), (__mmask8)valid, idx_lo,
-                                            (const void *)base, 1);
-    __m256i b = _mm512_mask_i64gather_epi32(_mm256_setzero_si256(), (__mmask8)(valid >> 8),
-                                            idx_hi, (const void *)base, 1);
-    __m512i d = _mm512_inserti64x4(_mm512_castsi256_si512(a), b, 1);
-    if (high_half)
-        d = _mm512_srli_epi32(d, 16);
-    return _mm512_cvtph_ps(_mm512_cvtepi32_epi16(d));
-}
-
 /* Rows [0, R) of a pass (R <= 16, row i at row + i * row_bytes), blocks
  * [0, nb) of a chunk, w and x already offset to the chunk's first block;
  * xp: the chunk's activations in weight order (TQ2) or NULL (Q1).
@@ -87,9 +74,6 @@ AVX512_INLINE void pass(bonsai_type type, const uint8_t *row, size_t row_bytes, 
     /* blocks between prefetches: steps of 54 (Q1) or 34 (TQ2) bytes touch
      * every 64-byte line */
     const size_t prefetch_every = q1 ? 3 : 1;
-    const long long rb = (long long)row_bytes;
-    const __m512i idx_lo = _mm512_setr_epi64(0, rb, 2 * rb, 3 * rb, 4 * rb, 5 * rb, 6 * rb, 7 * rb);
-    const __m512i idx_hi = _mm512_add_epi64(idx_lo, _mm512_set1_epi64(8 * rb));
     __m512 p = _mm512_setzero_ps();
     for (size_t b = 0; b < nb; b++) { // [chunk blocks]
         __m512i xv[2];
@@ -101,12 +85,15 @@ AVX512_INLINE void pass(bonsai_type type, const uint8_t *row, size_t row_bytes, 
             xv[1] = _mm512_load_si512(xp + 128 * b + 64);
         }
         __m512i a[PASS_ROWS];
+        _Alignas(32) uint16_t dh[PASS_ROWS]; /* fp16 scale of each row's block b */
         UNROLL for (int i = 0; i < PASS_ROWS; i++) { // [16 rows]
             if (i >= R) {
                 a[i] = _mm512_setzero_si512();
+                dh[i] = 0;
                 continue;
             }
             const uint8_t *blk = row + (size_t)i * row_bytes + b * bb;
+            dh[i] = load_u16(blk + (q1 ? 0 : 32));
             if (b % prefetch_every == 0) /* this row of the next pass, every line once */
                 _mm_prefetch((const char *)(blk + PASS_ROWS * row_bytes), _MM_HINT_T0);
             __m512i u[2];
@@ -117,7 +104,7 @@ AVX512_INLINE void pass(bonsai_type type, const uint8_t *row, size_t row_bytes, 
             a[i] = dot2_u8s8(_mm512_setzero_si512(), u[0], xv[0], u[1], xv[1], vnni);
         }
         const __m512i isum = _mm512_sub_epi32(reduce16_epi32(a), _mm512_set1_epi32(x[b].sum));
-        const __m512 dw = gather_scales(row + b * bb + (q1 ? 0 : 30), idx_lo, idx_hi, valid, !q1);
+        const __m512 dw = _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)dh));
         p = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_mul_ps(dw, _mm512_set1_ps(x[b].d)), p);
     }
     if (!first)
