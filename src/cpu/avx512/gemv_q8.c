@@ -15,10 +15,11 @@
  *
  * 16 rows per pass share the activation loads; their 16 int32 vectors are
  * reduced exactly into one vector (lane = row), so the scale step (cvt,
- * mul, fma) runs once per 16 rows. The 16 fp16 scales are copied with
- * scalar loads and stores into a 32-byte stack array read back as one
- * vector: cheaper than two vpgatherqd per block (hot 4096x4096 Q1 130 ->
- * 115 us on one core, see bench/NOTES.md).
+ * mul, fma) runs once per 16 rows. The 16 fp16 scales are loaded as scalars
+ * and packed four per 64-bit register, then moved into one vector: cheaper
+ * than two vpgatherqd per block (hot 4096x4096 Q1 130 -> 115 us on one
+ * core), and than a stack array whose 32-byte reload waits on 16 narrow
+ * stores (see bench/NOTES.md, "gemv2").
  * Each row prefetches its counterpart of the next pass (16 short row
  * streams defeat the hardware prefetcher when the weights come from DRAM:
  * cold 4096x4096 Q1 went from 355 to 132 us on one core). */
@@ -71,9 +72,9 @@ AVX512_INLINE void pass(bonsai_type type, const uint8_t *row, size_t row_bytes, 
     const int q1 = type == BONSAI_TYPE_Q1_0_G128;
     const size_t bb = q1 ? Q1_BLOCK_BYTES : TQ2_BLOCK_BYTES;
     const __mmask16 valid = (__mmask16)((1u << R) - 1);
-    /* blocks between prefetches: steps of 54 (Q1) or 34 (TQ2) bytes touch
-     * every 64-byte line */
-    const size_t prefetch_every = q1 ? 3 : 1;
+    /* blocks between prefetches: steps of 36 (Q1) or 34 (TQ2) bytes touch
+     * every 64-byte line (Q1 every 3 blocks, 54 bytes, measured slower) */
+    const size_t prefetch_every = q1 ? 2 : 1;
     __m512 p = _mm512_setzero_ps();
     for (size_t b = 0; b < nb; b++) { // [chunk blocks]
         __m512i xv[2];
@@ -85,16 +86,16 @@ AVX512_INLINE void pass(bonsai_type type, const uint8_t *row, size_t row_bytes, 
             xv[1] = _mm512_load_si512(xp + 128 * b + 64);
         }
         __m512i a[PASS_ROWS];
-        _Alignas(32) uint16_t dh[PASS_ROWS]; /* fp16 scale of each row's block b */
+        /* fp16 scale of row i's block b in bits [16 (i % 4), +16) of dh[i / 4] */
+        uint64_t dh[PASS_ROWS / 4] = {0};
         UNROLL for (int i = 0; i < PASS_ROWS; i++) { // [16 rows]
             if (i >= R) {
                 a[i] = _mm512_setzero_si512();
-                dh[i] = 0;
                 continue;
             }
             const uint8_t *blk = row + (size_t)i * row_bytes + b * bb;
-            dh[i] = load_u16(blk + (q1 ? 0 : 32));
-            if (b % prefetch_every == 0) /* this row of the next pass, every line once */
+            dh[i / 4] |= (uint64_t)load_u16(blk + (q1 ? 0 : 32)) << (16 * (i % 4));
+            if (b % prefetch_every == 0) /* this row of the next pass, every line */
                 _mm_prefetch((const char *)(blk + PASS_ROWS * row_bytes), _MM_HINT_T0);
             __m512i u[2];
             if (q1)
@@ -104,7 +105,8 @@ AVX512_INLINE void pass(bonsai_type type, const uint8_t *row, size_t row_bytes, 
             a[i] = dot2_u8s8(_mm512_setzero_si512(), u[0], xv[0], u[1], xv[1], vnni);
         }
         const __m512i isum = _mm512_sub_epi32(reduce16_epi32(a), _mm512_set1_epi32(x[b].sum));
-        const __m512 dw = _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)dh));
+        const __m512 dw = _mm512_cvtph_ps(_mm256_set_epi64x((long long)dh[3], (long long)dh[2],
+                                                            (long long)dh[1], (long long)dh[0]));
         p = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_mul_ps(dw, _mm512_set1_ps(x[b].d)), p);
     }
     if (!first)
