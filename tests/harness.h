@@ -101,4 +101,20 @@ static inline double nmse(const float *got, const double *ref, size_t n)
     return isnan(err) ? INFINITY : err / norm;
 }
 
+/* Like nmse, but each output's squared reference is floored by floor2[i]
+ * (e.g. the sum of its squared product terms, the scale of its fp32
+ * rounding), so an output that cancels to near zero is judged on the
+ * rounding its terms allow rather than on its tiny value. */
+static inline double nmse_floored(const float *got, const double *ref, const double *floor2,
+                                  size_t n)
+{
+    double err = 0, norm = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = (double)got[i] - ref[i], r2 = ref[i] * ref[i];
+        err += d * d;
+        norm += r2 > floor2[i] ? r2 : floor2[i];
+    }
+    return norm > 0 && !isnan(err) ? err / norm : err == 0 ? 0 : INFINITY;
+}
+
 #endif

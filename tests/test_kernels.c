@@ -196,19 +196,6 @@ static bonsai_status run_op(bonsai_ctx *ctx, const problem *p, op_kind op, int q
     return st;
 }
 
-/* Squared error over the squared reference, each output's square floored
- * by floor2 (see the top of this file). */
-static double nmse_floored(const float *y, const double *ref, const double *floor2, size_t n)
-{
-    double err = 0, norm = 0;
-    for (size_t i = 0; i < n; i++) {
-        double d = (double)y[i] - ref[i];
-        err += d * d;
-        norm += ref[i] * ref[i] > floor2[i] ? ref[i] * ref[i] : floor2[i];
-    }
-    return norm > 0 && !isnan(err) ? err / norm : err == 0 ? 0 : INFINITY;
-}
-
 /* Squared error and squared norm summed over the shapes of one q8 group. */
 typedef struct q8_total {
     double err, norm;

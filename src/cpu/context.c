@@ -11,7 +11,7 @@ int bonsai_physical_cores(void)
 {
     /* count distinct (package, core) pairs in sysfs; fall back to online CPUs */
     enum { MAX_CPUS = 1024 };
-    static long seen[MAX_CPUS];
+    long seen[MAX_CPUS]; /* local: the function may run on several threads */
     int n_seen = 0;
     for (int cpu = 0; cpu < MAX_CPUS; cpu++) {
         char path[128];
