@@ -59,10 +59,11 @@ static void tq2_tables(const float *x, size_t n2, float *tab)
 AVX512_INLINE void load_transposed(const uint8_t *q, size_t rb, __m512i v[4])
 {
     __m512i a[4]; /* a[g]: 128-bit lane L holds row 4 L + g */
-    UNROLL for (int g = 0; g < 4; g++) {
+    UNROLL for (int g = 0; g < 4; g++) { /* insert positions must be literals (clang) */
         a[g] = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)(q + g * rb)));
-        UNROLL for (int L = 1; L < 4; L++)
-            a[g] = _mm512_inserti32x4(a[g], _mm_loadu_si128((const __m128i *)(q + (4 * L + g) * rb)), L);
+        a[g] = _mm512_inserti32x4(a[g], _mm_loadu_si128((const __m128i *)(q + (4 + g) * rb)), 1);
+        a[g] = _mm512_inserti32x4(a[g], _mm_loadu_si128((const __m128i *)(q + (8 + g) * rb)), 2);
+        a[g] = _mm512_inserti32x4(a[g], _mm_loadu_si128((const __m128i *)(q + (12 + g) * rb)), 3);
     }
     const __m512i t0 = _mm512_unpacklo_epi32(a[0], a[1]), t1 = _mm512_unpackhi_epi32(a[0], a[1]);
     const __m512i t2 = _mm512_unpacklo_epi32(a[2], a[3]), t3 = _mm512_unpackhi_epi32(a[2], a[3]);
