@@ -1,6 +1,6 @@
 #!/bin/bash
 # The GPU check, run on a machine with an NVIDIA GPU (the lent H100):
-# builds with cmake for sm_90, prints the kernels' register/spill report,
+# builds with cmake for sm_90a, prints the kernels' register/spill report,
 # runs every test, runs test_cuda under compute-sanitizer memcheck, prints
 # `bonsai info` and runs the CUDA kernel bench. Logs go to $OUT (default
 # ./gpu-check-out); the last lines printed are the summary for bench/NOTES.md.
@@ -18,18 +18,19 @@ nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm,
 
 phase build
 start=$(date +%s)
-cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DBONSAI_CUDA_ARCHS=90 >/dev/null &&
+cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DBONSAI_CUDA_ARCHS=90a >/dev/null &&
     cmake --build "$BUILD" -j "$(nproc)" 2>&1 | grep -E "error|warning|nvcc" | tee -a "$OUT/setup.log"
 echo "build: $(( $(date +%s) - start )) s"
 [ -x "$BUILD/test_cuda" ] || { echo "build failed"; exit 1; }
 
-phase "register / spill report (ptxas, sm_90)"
-nvcc -cubin -std=c++17 -gencode=arch=compute_90,code=sm_90 -Xptxas -v -Isrc/cuda/kernels \
+phase "register / spill report (ptxas, sm_90a)"
+nvcc -cubin -std=c++17 -gencode=arch=compute_90a,code=sm_90a -Xptxas -v -Isrc/cuda/kernels \
     "$BUILD/src/cuda/bonsai_kernels.cu" -o "$OUT/kernels_sm90.cubin" 2>&1 |
     awk '/Compiling entry/ {name=$7} /registers/ {regs=$5} /spill/ {spill=$5" "$9} /registers/ {print name, regs" regs,", "spill st/ld bytes:", spill}' |
     tee "$OUT/registers.txt"
 cuobjdump -sass -fun bonsai_gemm_q1 "$OUT/kernels_sm90.cubin" > "$OUT/gemm_q1.sass" 2>&1
 cuobjdump -sass -fun bonsai_gemv_q1_t1 "$OUT/kernels_sm90.cubin" >> "$OUT/gemm_q1.sass" 2>&1
+cuobjdump -sass -fun bonsai_gemm90_q1 "$OUT/kernels_sm90.cubin" > "$OUT/gemm90_q1.sass" 2>&1
 rm -f "$OUT/kernels_sm90.cubin"
 
 phase "tests"
@@ -59,4 +60,9 @@ cat "$OUT/bench_gemm.err" >> "$OUT/bench_gemv.err" && rm "$OUT/bench_gemm.err"
 phase "GEMM with 64-token tiles (BONSAI_CUDA_GEMM_BN=64)"
 BONSAI_CUDA_GEMM_BN=64 timeout 90 $B --type q1,tq2 --shape 4096x4096,24576x4096 \
     -n 64,512,2048 --hot -r 15 -o json 2>&1 >/dev/null | grep -E "n=" | sed "s/^/bn64 /" |
+    tee -a "$OUT/bench_gemv.err"
+
+phase "GEMM on gemm.cu's mma.sync tiles instead of gemm90's wgmma (BONSAI_CUDA_GEMM_WGMMA=0)"
+BONSAI_CUDA_GEMM_WGMMA=0 timeout 90 $B --type q1,tq2 --shape 4096x4096,24576x4096 \
+    -n 64,512,2048 --hot -r 15 -o json 2>&1 >/dev/null | grep -E "n=" | sed "s/^/mma.sync /" |
     tee -a "$OUT/bench_gemv.err"

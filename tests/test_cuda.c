@@ -153,7 +153,7 @@ static void test_api_without_device(void)
         CHECK(strstr(archs, "sm_") != NULL, "fatbinary archs listed: %s", archs);
 }
 
-/* The embedded source compiles with NVRTC for sm_90 (needs NVRTC only). */
+/* The embedded source compiles with NVRTC for sm_90 (as sm_90a; needs NVRTC only). */
 static void test_nvrtc_compiles(void)
 {
     if (bonsai_cuda_fatbin_size == 0) {
@@ -170,6 +170,12 @@ static void test_nvrtc_compiles(void)
     CHECK(s == BONSAI_OK && n > 1000, "NVRTC compiles the embedded source for sm_90: %s",
           s == BONSAI_OK ? "ok" : bonsai_last_error());
     CHECK(n >= 4 && memcmp(cubin, "\177ELF", 4) == 0, "NVRTC output is an ELF cubin");
+    // sm_90 is compiled as sm_90a, so the wgmma GEMM (gemm90.cu) is in it
+    static const char name[] = "bonsai_gemm90_swiglu_tq2";
+    int found = 0;
+    for (size_t i = 0; s == BONSAI_OK && !found && i + sizeof name <= n; i++)
+        found = memcmp((const char *)cubin + i, name, sizeof name) == 0;
+    CHECK(found, "NVRTC sm_90 cubin holds %s", name);
     free(cubin);
 }
 
@@ -184,12 +190,17 @@ static double pool_err[2][3], pool_norm[2][3];
 
 /* One case: op on (rows x k, type) for m tokens through the GEMV (path 0;
  * 2 rows per warp for one token), the GEMM with 128-token tiles (path 1),
- * the GEMV with 8 rows per warp (path 2) or the GEMM with 64-token tiles
- * (path 3), against the q8 and float64 references. */
+ * the GEMV with 8 rows per warp (path 2), the GEMM with 64-token tiles
+ * (path 3) or the sm_90a wgmma GEMM (path 4; skipped where the loaded
+ * kernels have none), against the q8 and float64 references. */
 static void run_case(bonsai_cuda *cu, bonsai_type type, size_t rows, size_t k, size_t m, int path,
                      op_kind op)
 {
     const char *tn = bonsai_type_name(type);
+    if (path == 4 && !cu->gemm90[type == BONSAI_TYPE_Q1_0_G128 ? 0 : 1]) {
+        skip("%s gemm90 %zux%zu m=%zu: no sm_90a kernels on this device", tn, rows, k, m);
+        return;
+    }
     host_matrix w = make_matrix(type, rows, k), u = {0};
     if (op == OP_SWIGLU)
         u = make_matrix(type, rows, k);
@@ -227,10 +238,11 @@ static void run_case(bonsai_cuda *cu, bonsai_type type, size_t rows, size_t k, s
             bonsai_cuda_buffer_write(dy, 0, y0, ny);
         else
             poison(dy, ny);
-        bonsai_cuda_set_gemm_min_tokens(cu, path == 1 || path == 3 ? 1 : (size_t)1 << 30);
+        bonsai_cuda_set_gemm_min_tokens(cu, path == 1 || path >= 3 ? 1 : (size_t)1 << 30);
         cu->gemv_r8_min_rows = path == 2 ? 1 : (size_t)1 << 30;
         const int tile_tokens = cu->gemm_tile_tokens;
         cu->gemm_tile_tokens = path == 3 ? 64 : path == 1 ? 128 : 0;
+        cu->gemm_wgmma = path == 4 ? 1 : 0;
         s = op == OP_SWIGLU ? bonsai_cuda_matmul_swiglu(cu, dw, du, dx, m, dy)
             : op == OP_ADD  ? bonsai_cuda_matmul_add(cu, dw, dx, m, dy)
                             : bonsai_cuda_matmul(cu, dw, dx, m, dy);
@@ -238,10 +250,12 @@ static void run_case(bonsai_cuda *cu, bonsai_type type, size_t rows, size_t k, s
             s = bonsai_cuda_buffer_read(dy, 0, got, ny);
         bonsai_cuda_set_gemm_min_tokens(cu, 0);
         cu->gemm_tile_tokens = tile_tokens;
+        cu->gemm_wgmma = -1;
     }
     const char *path_name = path == 1   ? "gemm"
                             : path == 2 ? "gemv-r8"
                             : path == 3 ? "gemm-bn64"
+                            : path == 4 ? "gemm90"
                                         : "gemv";
     if (CHECK(s == BONSAI_OK, "%s %s %s %zux%zu m=%zu: %s", op_names[op], path_name, tn, rows, k, m,
               bonsai_last_error())) {
@@ -291,7 +305,7 @@ static void check_pooled(void)
 static void test_token_counts(bonsai_cuda *cu)
 {
     for (int ti = 0; ti < 2; ti++)
-        for (int gemm = 0; gemm < 4; gemm += gemm == 1 ? 2 : 1) { // paths 0, 1, 3
+        for (int gemm = 0; gemm < 5; gemm += gemm == 1 ? 2 : 1) { // paths 0, 1, 3, 4
             for (size_t m = 1; m <= 33; m++)
                 run_case(cu, types[ti], 67, 384, m, gemm, OP_MATMUL);
             run_case(cu, types[ti], 67, 384, 1, 2, OP_MATMUL);
@@ -306,11 +320,11 @@ static void test_shapes(bonsai_cuda *cu)
     static const struct { size_t rows, k, m; } shapes[] = {
         {1, 128, 1},    {1, 128, 3},     {7, 256, 2},     {8, 128, 9},    {129, 128, 40},
         {130, 4224, 1}, {130, 4224, 3},  {64, 4224, 130}, {300, 1024, 1}, {300, 1024, 8},
-        {1024, 2048, 1}, {1024, 2048, 40}, {255, 640, 255},
+        {1024, 2048, 1}, {1024, 2048, 40}, {255, 640, 255}, {200, 2560, 260},
     };
     for (int ti = 0; ti < 2; ti++)
         for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
-            for (int path = 0; path < 4; path++)
+            for (int path = 0; path < 5; path++)
                 if (path != 2 || shapes[i].m == 1)
                     run_case(cu, types[ti], shapes[i].rows, shapes[i].k, shapes[i].m, path,
                              OP_MATMUL);
@@ -318,9 +332,9 @@ static void test_shapes(bonsai_cuda *cu)
 
 static void test_fused(bonsai_cuda *cu)
 {
-    static const size_t ms[] = {1, 2, 3, 4, 5, 9, 17, 33, 100};
+    static const size_t ms[] = {1, 2, 3, 4, 5, 9, 17, 33, 100, 300};
     for (int ti = 0; ti < 2; ti++)
-        for (int gemm = 0; gemm < 4; gemm += gemm == 1 ? 2 : 1) // paths 0, 1, 3
+        for (int gemm = 0; gemm < 5; gemm += gemm == 1 ? 2 : 1) // paths 0, 1, 3, 4
             for (size_t i = 0; i < sizeof ms / sizeof ms[0]; i++) {
                 run_case(cu, types[ti], 131, 512, ms[i], gemm, OP_ADD);
                 run_case(cu, types[ti], 131, 512, ms[i], gemm, OP_SWIGLU);

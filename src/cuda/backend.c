@@ -35,12 +35,14 @@ const char *bonsai_cuda_archs_built(void)
     static char text[128];
     if (bonsai_cuda_fatbin_size == 0)
         return "none (built without CUDA)";
-    if (!text[0]) { // "80;90" -> "sm_80,sm_90" (constant input: same result in every thread)
+    if (!text[0]) { // "80;90a" -> "sm_80,sm_90a" (constant input: same result in every thread)
         char out[128] = "";
         const char *p = bonsai_cuda_fatbin_archs;
         while (*p) {
             size_t len = strlen(out);
-            snprintf(out + len, sizeof out - len, "%ssm_%d", len ? "," : "", atoi(p));
+            const char *end = strchr(p, ';');
+            int n = end ? (int)(end - p) : (int)strlen(p);
+            snprintf(out + len, sizeof out - len, "%ssm_%.*s", len ? "," : "", n, p);
             p = strchr(p, ';');
             if (!p)
                 break;
@@ -127,6 +129,10 @@ bonsai_status bonsai_cuda_open(const bonsai_cuda_params *params, bonsai_cuda **o
     env = getenv("BONSAI_CUDA_GEMM_BN");
     if (env && (atol(env) == 64 || atol(env) == 128))
         cu->gemm_tile_tokens = (int)atol(env);
+    cu->gemm_wgmma = -1; /* -1: the measured rule in matmul.c */
+    env = getenv("BONSAI_CUDA_GEMM_WGMMA");
+    if (env && (strcmp(env, "0") == 0 || strcmp(env, "1") == 0))
+        cu->gemm_wgmma = atoi(env);
     env = getenv("BONSAI_CUDA_GEMV_R8_MIN_ROWS");
     if (env && atol(env) > 0)
         cu->gemv_r8_min_rows = (size_t)atol(env);

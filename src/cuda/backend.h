@@ -40,6 +40,11 @@ struct bonsai_cuda {
     CUfunction gemm64[BONSAI_CUDA_FMTS], gemm64_swiglu[BONSAI_CUDA_FMTS];     /* 64-token tiles */
     size_t gemm_smem[BONSAI_CUDA_FMTS], gemm64_smem[BONSAI_CUDA_FMTS];
     int gemm_tile_tokens; /* 64 or 128 (BONSAI_CUDA_GEMM_BN); 0: rule in matmul.c */
+    /* sm_90a wgmma GEMM (kernels/gemm90.cu, 128-token tiles); NULL where the
+     * loaded module has none (other architectures, the fatbinary's PTX) */
+    CUfunction gemm90[BONSAI_CUDA_FMTS], gemm90_swiglu[BONSAI_CUDA_FMTS];
+    size_t gemm90_smem[BONSAI_CUDA_FMTS];
+    int gemm_wgmma; /* 1: gemm90 for every GEMM, 0: never (BONSAI_CUDA_GEMM_WGMMA); -1: rule */
     /* quantized activations: qs [m_pad][k] int8, d and s [k/128][m_pad] */
     CUdeviceptr act_qs, act_d, act_s;
     size_t act_bytes; /* capacity of act_qs; act_d/act_s hold act_bytes/128 */

@@ -106,6 +106,21 @@ static int use_gemm(const bonsai_cuda *cu, const bonsai_cuda_matrix *w, size_t m
     return m >= 32 || (m >= 16 && w->rows > 8192);
 }
 
+/* The sm_90a wgmma GEMM (gemm90.cu) or gemm.cu's mma.sync tiles: wgmma
+ * wherever it is loaded (Hopper) and the tile size is not forced, from
+ * GEMM90_MIN_TOKENS tokens. Measured on the H100 (bench/NOTES.md, CUDA GEMM
+ * on Hopper wgmma), hot, us, wgmma vs mma.sync: n = 64 (64-token tiles win)
+ * Q1 4096x4096 31.8 vs 30.5, 24576x4096 61.0 vs 49.6; n = 512 32.7 vs 46.6,
+ * 186 vs 277; from 128 tokens the 64-token tiles need a second wave on
+ * large matrices (24576 rows: wgmma 63 us). */
+#define GEMM90_MIN_TOKENS 128
+static int use_wgmma(const bonsai_cuda *cu, const bonsai_cuda_matrix *w, size_t m)
+{
+    if (!cu->gemm90[w->fmt] || cu->gemm_wgmma == 0)
+        return 0;
+    return cu->gemm_wgmma == 1 || (cu->gemm_tile_tokens == 0 && m >= GEMM90_MIN_TOKENS);
+}
+
 bonsai_status bonsai_cuda_quantize_activations(bonsai_cuda *cu, const bonsai_cuda_matrix *w,
                                                const bonsai_cuda_buffer *x, size_t m)
 {
@@ -149,6 +164,12 @@ bonsai_status bonsai_cuda_matmul_quantized(bonsai_cuda *cu, const bonsai_cuda_ma
                     &cu->act_qs, &cu->act_d, &cu->act_s, &im, &im_pad, &yp, &iadd};
     if (!cu->act_gemv) {
         const unsigned tile_rows = u ? 64 : 128;
+        if (use_wgmma(cu, w, m)) {
+            CUfunction f = u ? cu->gemm90_swiglu[fmt] : cu->gemm90[fmt];
+            return launch(cu, f, (unsigned)(w->rows_pad / tile_rows), (unsigned)((m + 127) / 128),
+                          256, (unsigned)cu->gemm90_smem[fmt], args,
+                          u ? "bonsai_gemm90_swiglu" : "bonsai_gemm90", 0);
+        }
         // 64-token tiles (2 blocks per SM) win below 256 tokens, 128 from there
         // (bench/NOTES.md CUDA: n = 64 30 vs 50 us, n = 512 347 vs 363 TFLOP/s)
         const int bn64 = cu->gemm_tile_tokens ? cu->gemm_tile_tokens == 64 : m < 256;

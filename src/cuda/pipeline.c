@@ -65,9 +65,11 @@ static int fatbin_has_cubin(int major, int minor)
 
 #define N_OPTIONS 2
 
+/* sm_90 devices get sm_90a code (wgmma, kernels/gemm90.cu), as the
+ * fatbinary's sm_90a cubin does, so every level loads the same kernels. */
 static void nvrtc_options(int arch, char arch_opt[32], const char *opts[N_OPTIONS])
 {
-    snprintf(arch_opt, 32, "--gpu-architecture=sm_%d", arch);
+    snprintf(arch_opt, 32, "--gpu-architecture=sm_%d%s", arch, arch == 90 ? "a" : "");
     opts[0] = arch_opt;
     opts[1] = "--std=c++17";
 }
@@ -226,6 +228,29 @@ static bonsai_status get_function(bonsai_cuda *cu, const char *name, CUfunction 
     return BONSAI_OK;
 }
 
+/* The sm_90a GEMM of kernels/gemm90.cu: absent from modules built for other
+ * targets, which leaves *f NULL (matmul.c then runs gemm.cu's kernels). */
+static bonsai_status get_optional_function(bonsai_cuda *cu, const char *name, size_t smem,
+                                           CUfunction *f)
+{
+    *f = NULL;
+    CUresult r = cu->api->cuModuleGetFunction(f, cu->module, name);
+    if (r == CUDA_ERROR_NOT_FOUND) {
+        *f = NULL;
+        return BONSAI_OK;
+    }
+    if (r != CUDA_SUCCESS) {
+        *f = NULL;
+        char msg[128];
+        snprintf(msg, sizeof msg, "cuModuleGetFunction(%s)", name);
+        return bonsai_cuda_fail(cu->api, r, msg);
+    }
+    r = cu->api->cuFuncSetAttribute(*f, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, (int)smem);
+    if (r != CUDA_SUCCESS)
+        return bonsai_cuda_fail(cu->api, r, "cuFuncSetAttribute(gemm90 shared memory)");
+    return BONSAI_OK;
+}
+
 static bonsai_status get_functions(bonsai_cuda *cu)
 {
     static const char *const fmt[BONSAI_CUDA_FMTS] = {"q1", "tq2"};
@@ -233,6 +258,8 @@ static bonsai_status get_functions(bonsai_cuda *cu)
     /* 3 stages of gemm_cfg<FMT, BN>::STAGE (gemm.cu) */
     static const size_t gemm_smem[BONSAI_CUDA_FMTS] = {3 * 21760, 3 * 25856};
     static const size_t gemm64_smem[BONSAI_CUDA_FMTS] = {3 * 12032, 3 * 16128};
+    /* gemm90_cfg<FMT>::SMEM (gemm90.cu): 6 stages + 1024 bytes of alignment slack */
+    static const size_t gemm90_smem[BONSAI_CUDA_FMTS] = {6 * 19456 + 1024, 6 * 23552 + 1024};
     char name[64];
     bonsai_status s = get_function(cu, "bonsai_quantize_q8", &cu->quantize);
     for (int f = 0; f < BONSAI_CUDA_FMTS && s == BONSAI_OK; f++) {
@@ -270,6 +297,13 @@ static bonsai_status get_functions(bonsai_cuda *cu)
             if (r != CUDA_SUCCESS)
                 s = bonsai_cuda_fail(cu->api, r, "cuFuncSetAttribute(GEMM shared memory)");
         }
+        cu->gemm90_smem[f] = gemm90_smem[f];
+        snprintf(name, sizeof name, "bonsai_gemm90_%s", fmt[f]);
+        if (s == BONSAI_OK)
+            s = get_optional_function(cu, name, gemm90_smem[f], &cu->gemm90[f]);
+        snprintf(name, sizeof name, "bonsai_gemm90_swiglu_%s", fmt[f]);
+        if (s == BONSAI_OK)
+            s = get_optional_function(cu, name, gemm90_smem[f], &cu->gemm90_swiglu[f]);
     }
     return s;
 }
