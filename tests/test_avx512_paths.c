@@ -7,8 +7,11 @@
  *     token (GEMV) and 2..65 tokens (GEMM), k past one expanded tile (4224)
  *     and past one permuted activation chunk (8320), and activations at
  *     +-127 under all-equal weights (int16 headroom of the BW path).
- *   q8 one token per call (GEMV) == all tokens in one call (GEMM) == the
- *     other path, bitwise.
+ *   Q1 one-token GEMV through activation tables (gemv_tables: prep + gemv),
+ *     on the same cases plus rows past one and two 32-row passes, checked
+ *     like mm_q8.
+ *   q8 one token per call (GEMV; Q1 through its tables) == all tokens in
+ *     one call (GEMM) == the other path, bitwise.
  *   quantize_q8: bit-identical to bonsai_ref_quantize_q8.
  *   fp16 <-> fp32: equal to src/core/fp16.c for every half and for random
  *     and edge floats (NaN only checked to stay NaN), every tail length.
@@ -16,6 +19,7 @@
 #include <string.h>
 
 #include "bonsai/bonsai.h"
+#include "core/alloc.h"
 #include "cpu/kernel_table.h"
 #include "harness.h"
 #include "ref/ref_kernels.h"
@@ -31,7 +35,25 @@ static const mm_case mm_cases[] = {
     {6, 8320, 1, 2, 6},    {16, 4224, 1, 0, 16},  {5, 128, 2, 0, 5},    {9, 256, 3, 0, 9},
     {17, 384, 4, 3, 17},   {8, 4224, 5, 0, 8},    {12, 640, 7, 2, 11},  {33, 512, 9, 0, 33},
     {10, 128, 17, 1, 10},  {7, 256, 33, 0, 7},    {20, 8320, 6, 4, 20}, {3, 128, 65, 0, 3},
+    {70, 640, 1, 0, 70},   {100, 4224, 1, 3, 99}, {64, 256, 1, 0, 64},  {45, 8320, 1, 5, 45},
 };
+
+/* One q8 call: the tier's one-token table GEMV where it has one and
+ * tables = 1, else mm_q8. */
+static void run_q8(const bonsai_cpu_kernels *kt, bonsai_type type, const uint8_t *w, size_t k,
+                   size_t r0, size_t r1, const bonsai_block_q8 *xq, size_t m, float *y,
+                   size_t ldy, int tables)
+{
+    const bonsai_gemv_tables_kernels *gt = &kt->gemv_tables[type];
+    if (!tables || m != 1 || !gt->gemv) {
+        kt->mm_q8[type](w, k, r0, r1, xq, m, y, ldy);
+        return;
+    }
+    void *t = bonsai_alloc_array(1, gt->bytes_per_k * k);
+    gt->prep(xq, k, t);
+    gt->gemv(w, k, r0, r1, xq, t, y);
+    bonsai_free(t);
+}
 
 static const bonsai_type types[] = {BONSAI_TYPE_Q1_0_G128, BONSAI_TYPE_TQ2_0_G128};
 
@@ -72,7 +94,7 @@ static double *abs_dots(bonsai_type t, const uint8_t *w, size_t bytes, size_t ro
 /* Runs one mode of one case; y is [m][ldy] with ldy = window + 3, poisoned
  * with a sentinel so writes outside the window show. */
 static void check_mm(const bonsai_cpu_kernels *kt, const char *path, bonsai_type type,
-                     const mm_case *c, int q8, int saturate)
+                     const mm_case *c, int q8, int tables, int saturate)
 {
     size_t bytes;
     uint8_t *w = random_weights(type, c->rows, c->k, saturate, &bytes);
@@ -92,7 +114,7 @@ static void check_mm(const bonsai_cpu_kernels *kt, const char *path, bonsai_type
         y[i] = ref[i] = sentinel;
     if (q8) {
         bonsai_ref_mm_q8(type, w, c->k, c->r0, c->r1, xq, c->m, ref, ldy);
-        kt->mm_q8[type](w, c->k, c->r0, c->r1, xq, c->m, y, ldy);
+        run_q8(kt, type, w, c->k, c->r0, c->r1, xq, c->m, y, ldy, tables);
     } else {
         bonsai_ref_mm_f32(type, w, c->k, c->r0, c->r1, x, c->m, ref, ldy);
         kt->mm_f32[type](w, c->k, c->r0, c->r1, x, c->m, y, ldy);
@@ -115,9 +137,10 @@ static void check_mm(const bonsai_cpu_kernels *kt, const char *path, bonsai_type
                 worst = err / lim;
         }
     CHECK(bad == 0 && stray == 0,
-          "%s %s %s%s rows %zu k %zu m %zu window [%zu, %zu): %zu outputs off the reference "
+          "%s %s %s%s%s rows %zu k %zu m %zu window [%zu, %zu): %zu outputs off the reference "
           "(worst %.3g x the limit), %zu written outside the window",
-          path, bonsai_type_name(type), q8 ? "q8" : "f32", saturate ? " saturated" : "", c->rows,
+          path, bonsai_type_name(type), q8 ? "q8" : "f32", tables ? " tables" : "",
+          saturate ? " saturated" : "", c->rows,
           c->k, c->m, c->r0, c->r1, bad, worst, stray);
     free(w);
     free(x);
@@ -150,7 +173,7 @@ static void check_q8_consistent(const bonsai_cpu_kernels *kt, const bonsai_cpu_k
     else
         memcpy(alt, all, m * rows * sizeof *all);
     for (size_t t = 0; t < m; t++)
-        kt->mm_q8[type](w, k, 0, rows, xq + t * nb, 1, one + t * rows, rows);
+        run_q8(kt, type, w, k, 0, rows, xq + t * nb, 1, one + t * rows, rows, 1);
     CHECK(memcmp(all, one, m * rows * sizeof *all) == 0 &&
               memcmp(all, alt, m * rows * sizeof *all) == 0,
           "%s %s q8 %zux%zu m=%zu: per-token calls %s the %zu-token call, other path %s", path,
@@ -276,14 +299,16 @@ static void check_path(int vnni)
         const bonsai_cpu_kernels *o = strstr(bonsai_cpu_features(), "vnni") ? &other : NULL;
         check_q8_consistent(&kt, o, path, types[ti], 37, 4224, 11);
         check_q8_consistent(&kt, o, path, types[ti], 16, 128, 3);
+        check_q8_consistent(&kt, o, path, types[ti], 100, 4224, 5);
     }
     for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++)
         for (size_t ci = 0; ci < sizeof mm_cases / sizeof mm_cases[0]; ci++)
-            for (int q8 = 0; q8 <= 1; q8++) {
-                check_mm(&kt, path, types[ti], &mm_cases[ci], q8, 0);
-                if (mm_cases[ci].k <= 1024)
-                    check_mm(&kt, path, types[ti], &mm_cases[ci], q8, 1);
-            }
+            for (int q8 = 0; q8 <= 1; q8++)
+                for (int tables = 0; tables <= (q8 && mm_cases[ci].m == 1); tables++) {
+                    check_mm(&kt, path, types[ti], &mm_cases[ci], q8, tables, 0);
+                    if (mm_cases[ci].k <= 1024)
+                        check_mm(&kt, path, types[ti], &mm_cases[ci], q8, tables, 1);
+                }
 }
 
 int main(void)

@@ -87,11 +87,22 @@ bonsai_status bonsai_ctx_create(const bonsai_ctx_params *params, bonsai_ctx **ou
     return BONSAI_OK;
 }
 
+void *bonsai_ctx_tables(bonsai_ctx *ctx, size_t bytes)
+{
+    if (bytes > ctx->tables_bytes) {
+        bonsai_free(ctx->tables);
+        ctx->tables = bonsai_alloc_array(1, bytes);
+        ctx->tables_bytes = ctx->tables ? bytes : 0;
+    }
+    return ctx->tables;
+}
+
 void bonsai_ctx_free(bonsai_ctx *ctx)
 {
     if (!ctx)
         return;
     bonsai_pool_free(ctx->pool);
+    bonsai_free(ctx->tables);
     bonsai_free(ctx->scratch);
     free(ctx);
 }

@@ -9,7 +9,12 @@ struct bonsai_ctx {
     const bonsai_cpu_kernels *kernels;
     bonsai_pool *pool;
     float *scratch;        /* per worker: 2 tiles of MAX_TILE_ROWS x MAX_TILE_TOKENS */
+    void *tables;          /* GEMV activation tables (kernel_table.h), grown on demand */
+    size_t tables_bytes;
 };
+
+/* ctx->tables with room for bytes, or NULL when out of memory. */
+void *bonsai_ctx_tables(bonsai_ctx *ctx, size_t bytes);
 
 #define BONSAI_SCRATCH_FLOATS (2 * BONSAI_MAX_TILE_ROWS * BONSAI_MAX_TILE_TOKENS)
 

@@ -24,10 +24,24 @@ typedef void (*bonsai_quantize_q8_fn)(const float *x, size_t k, bonsai_block_q8 
 typedef void (*bonsai_fp16_to_fp32_fn)(const uint16_t *src, float *dst, size_t n);
 typedef void (*bonsai_fp32_to_fp16_fn)(const float *src, uint16_t *dst, size_t n);
 
+/* An optional one-token q8 path that first turns the activations into
+ * lookup tables, once per call: prep fills bytes_per_k * k bytes (64-byte
+ * aligned) that every task's gemv then reads for its rows [r0, r1),
+ * writing y[r - r0]. Must give bitwise the sums mm_q8 gives for m = 1. */
+typedef void (*bonsai_gemv_prep_fn)(const bonsai_block_q8 *x, size_t k, void *tables);
+typedef void (*bonsai_gemv_tables_fn)(const void *w, size_t k, size_t r0, size_t r1,
+                                      const bonsai_block_q8 *x, const void *tables, float *y);
+typedef struct bonsai_gemv_tables_kernels {
+    size_t bytes_per_k;
+    bonsai_gemv_prep_fn prep;
+    bonsai_gemv_tables_fn gemv;
+} bonsai_gemv_tables_kernels;
+
 typedef struct bonsai_cpu_kernels {
     const char *name;
     bonsai_mm_f32_fn mm_f32[BONSAI_TYPE_COUNT];
     bonsai_mm_q8_fn mm_q8[BONSAI_TYPE_COUNT];
+    bonsai_gemv_tables_kernels gemv_tables[BONSAI_TYPE_COUNT]; /* gemv NULL: none */
     bonsai_quantize_q8_fn quantize_q8;
     bonsai_fp16_to_fp32_fn fp16_to_fp32;
     bonsai_fp32_to_fp16_fn fp32_to_fp16;

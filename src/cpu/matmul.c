@@ -17,6 +17,7 @@ typedef struct job {
     int q8;
     const float *x;
     const bonsai_block_q8 *xq;
+    const void *tables; /* one token: the tier's GEMV tables of xq, or NULL */
     size_t m;
     float *y;
     size_t rows_per_task, tokens_per_task, row_tasks;
@@ -107,7 +108,9 @@ static void run_tile(const job *jb, const bonsai_matrix *w, size_t r0, size_t r1
                      size_t nt, float *out, size_t ldo)
 {
     const bonsai_cpu_kernels *kt = jb->ctx->kernels;
-    if (jb->q8)
+    if (jb->tables)
+        kt->gemv_tables[w->type].gemv(w->data, w->k, r0, r1, jb->xq, jb->tables, out);
+    else if (jb->q8)
         kt->mm_q8[w->type](w->data, w->k, r0, r1, jb->xq + t0 * (w->k / BONSAI_QK), nt, out,
                            ldo);
     else
@@ -185,6 +188,18 @@ static bonsai_status matmul(bonsai_ctx *ctx, epilogue epi, int q8, const bonsai_
         return s;
     job jb = {.ctx = ctx, .epi = epi, .w = w, .w2 = w2, .q8 = q8, .x = x, .xq = xq, .m = m,
               .y = y};
+    const bonsai_gemv_tables_kernels *gt = &ctx->kernels->gemv_tables[w->type];
+    if (q8 && m == 1 && gt->gemv) { /* gate and up share one set of tables */
+        size_t bytes;
+        void *tables = bonsai_mul_size(gt->bytes_per_k, w->k, &bytes)
+                           ? bonsai_ctx_tables(ctx, bytes) : NULL;
+        if (!tables)
+            return bonsai_fail(BONSAI_ERR_OUT_OF_MEMORY,
+                               "matmul %s: no memory for the activation tables (k = %zu)",
+                               matrix_name(w), w->k);
+        gt->prep(xq, w->k, tables);
+        jb.tables = tables;
+    }
     return run_matmul(&jb);
 }
 

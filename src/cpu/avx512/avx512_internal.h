@@ -64,31 +64,6 @@ AVX512_INLINE __m512 load_scale16(const uint8_t *p)
     return _mm512_cvtph_ps(_mm256_set1_epi16((short)load_u16(p)));
 }
 
-/* TQ2 codes -> unsigned weight + 1 (00 -> 0, 01 -> 1, 10 -> 2, 11 -> 1), as a
- * vpshufb table indexed by a code in the low two bits. */
-AVX512_INLINE __m512i tq2_code_lut(void)
-{
-    return _mm512_broadcast_i32x4(_mm_setr_epi8(0, 1, 2, 1, 0, 1, 2, 1, 0, 1, 2, 1, 0, 1, 2, 1));
-}
-
-/* Lane sums of 16 vectors: lane p of the result = sum of the 16 lanes of
- * a[p]. Exact (int32); 45 shuffles and adds. */
-AVX512_INLINE __m512i reduce16_epi32(const __m512i a[16])
-{
-    __m512i t[8], u[4], v[2];
-    UNROLL for (int q = 0; q < 8; q++) /* lane L: [a2q, a2q+1, a2q, a2q+1] partials */
-        t[q] = _mm512_add_epi32(_mm512_unpacklo_epi32(a[2 * q], a[2 * q + 1]),
-                                _mm512_unpackhi_epi32(a[2 * q], a[2 * q + 1]));
-    UNROLL for (int q = 0; q < 4; q++) /* lane L: [a4q .. a4q+3] partials of lane L */
-        u[q] = _mm512_add_epi32(_mm512_unpacklo_epi64(t[2 * q], t[2 * q + 1]),
-                                _mm512_unpackhi_epi64(t[2 * q], t[2 * q + 1]));
-    UNROLL for (int q = 0; q < 2; q++)
-        v[q] = _mm512_add_epi32(_mm512_shuffle_i32x4(u[2 * q], u[2 * q + 1], 0x88),
-                                _mm512_shuffle_i32x4(u[2 * q], u[2 * q + 1], 0xDD));
-    return _mm512_add_epi32(_mm512_shuffle_i32x4(v[0], v[1], 0x88),
-                            _mm512_shuffle_i32x4(v[0], v[1], 0xDD));
-}
-
 /* Four vectors whose 128-bit lane L holds partial sums of row L (one vector
  * per token t): lane 4L + t of the result = sum of that 128-bit lane of
  * a[t]. Exact (int32); 9 shuffles and adds. */
@@ -107,24 +82,27 @@ AVX512_INLINE __m512i reduce4_lanes_epi32(const __m512i a[4])
 
 /* ---- kernels, by file ------------------------------------------------ */
 
-/* gemv_q8.c: one token, y[r - r0]. */
-void bonsai_avx512_gemv_q8_q1_vnni(const uint8_t *w, size_t k, size_t r0, size_t r1,
-                                   const bonsai_block_q8 *x, float *y);
-void bonsai_avx512_gemv_q8_q1_bw(const uint8_t *w, size_t k, size_t r0, size_t r1,
-                                 const bonsai_block_q8 *x, float *y);
+/* gemv_q1_tables.c: Q1_0_G128, one token, through per-call activation
+ * tables (kernel_table.h: bonsai_gemv_tables_kernels), 8 bytes per k. */
+void bonsai_avx512_gemv_q8_prep_q1_vnni(const bonsai_block_q8 *x, size_t k, void *tables);
+void bonsai_avx512_gemv_q8_prep_q1_bw(const bonsai_block_q8 *x, size_t k, void *tables);
+void bonsai_avx512_gemv_q8_q1(const void *w, size_t k, size_t r0, size_t r1,
+                              const bonsai_block_q8 *x, const void *tables, float *y);
+
+/* gemv_q8_tq2.c: TQ2_0_G128, one token, y[r - r0]. */
 void bonsai_avx512_gemv_q8_tq2_vnni(const uint8_t *w, size_t k, size_t r0, size_t r1,
                                     const bonsai_block_q8 *x, float *y);
 void bonsai_avx512_gemv_q8_tq2_bw(const uint8_t *w, size_t k, size_t r0, size_t r1,
                                   const bonsai_block_q8 *x, float *y);
 
 /* gemm_q8.c: m tokens, shapes as bonsai_mm_q8_fn. */
-void bonsai_avx512_gemm_q8_q1_vnni(const uint8_t *w, size_t k, size_t r0, size_t r1,
+void bonsai_avx512_gemm_q8_q1_vnni(const void *w, size_t k, size_t r0, size_t r1,
                                    const bonsai_block_q8 *x, size_t m, float *y, size_t ldy);
-void bonsai_avx512_gemm_q8_q1_bw(const uint8_t *w, size_t k, size_t r0, size_t r1,
+void bonsai_avx512_gemm_q8_q1_bw(const void *w, size_t k, size_t r0, size_t r1,
                                  const bonsai_block_q8 *x, size_t m, float *y, size_t ldy);
-void bonsai_avx512_gemm_q8_tq2_vnni(const uint8_t *w, size_t k, size_t r0, size_t r1,
+void bonsai_avx512_gemm_q8_tq2_vnni(const void *w, size_t k, size_t r0, size_t r1,
                                     const bonsai_block_q8 *x, size_t m, float *y, size_t ldy);
-void bonsai_avx512_gemm_q8_tq2_bw(const uint8_t *w, size_t k, size_t r0, size_t r1,
+void bonsai_avx512_gemm_q8_tq2_bw(const void *w, size_t k, size_t r0, size_t r1,
                                   const bonsai_block_q8 *x, size_t m, float *y, size_t ldy);
 
 /* mm_f32.c: shapes as bonsai_mm_f32_fn. */

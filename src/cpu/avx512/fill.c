@@ -9,27 +9,9 @@
  * to src/core/fp16.c for every non-NaN value. */
 #include "cpu/avx512/avx512_internal.h"
 
-/* m = 1 runs the GEMV kernels (bits never become bytes); m > 1 expands a
- * tile of weights to bytes once and reuses it over the tokens. Both give
- * bitwise the same sums, so a model's prefill and decode agree. */
-static void mm_q8_q1_vnni(const void *w, size_t k, size_t r0, size_t r1, const bonsai_block_q8 *x,
-                          size_t m, float *y, size_t ldy)
-{
-    if (m == 1)
-        bonsai_avx512_gemv_q8_q1_vnni(w, k, r0, r1, x, y);
-    else
-        bonsai_avx512_gemm_q8_q1_vnni(w, k, r0, r1, x, m, y, ldy);
-}
-
-static void mm_q8_q1_bw(const void *w, size_t k, size_t r0, size_t r1, const bonsai_block_q8 *x,
-                        size_t m, float *y, size_t ldy)
-{
-    if (m == 1)
-        bonsai_avx512_gemv_q8_q1_bw(w, k, r0, r1, x, y);
-    else
-        bonsai_avx512_gemm_q8_q1_bw(w, k, r0, r1, x, m, y, ldy);
-}
-
+/* TQ2: m = 1 runs the GEMV kernel (codes never become bytes in memory);
+ * m > 1 expands a tile of weights to bytes once and reuses it over the
+ * tokens. Both give bitwise the same sums, so prefill and decode agree. */
 static void mm_q8_tq2_vnni(const void *w, size_t k, size_t r0, size_t r1,
                            const bonsai_block_q8 *x, size_t m, float *y, size_t ldy)
 {
@@ -105,7 +87,14 @@ static void fp32_to_fp16(const float *src, uint16_t *dst, size_t n)
 void bonsai_cpu_fill_avx512(bonsai_cpu_kernels *t, int has_vnni)
 {
     t->name = has_vnni ? "avx512-vnni" : "avx512";
-    t->mm_q8[BONSAI_TYPE_Q1_0_G128] = has_vnni ? mm_q8_q1_vnni : mm_q8_q1_bw;
+    /* Q1, one token: the table GEMV (gemv_q1_tables.c); the GEMM kernel,
+     * which gives bitwise the same sums, serves m = 1 only for a caller's
+     * last tile of tokens */
+    t->mm_q8[BONSAI_TYPE_Q1_0_G128] =
+        has_vnni ? bonsai_avx512_gemm_q8_q1_vnni : bonsai_avx512_gemm_q8_q1_bw;
+    t->gemv_tables[BONSAI_TYPE_Q1_0_G128] = (bonsai_gemv_tables_kernels){
+        8, has_vnni ? bonsai_avx512_gemv_q8_prep_q1_vnni : bonsai_avx512_gemv_q8_prep_q1_bw,
+        bonsai_avx512_gemv_q8_q1};
     t->mm_q8[BONSAI_TYPE_TQ2_0_G128] = has_vnni ? mm_q8_tq2_vnni : mm_q8_tq2_bw;
     t->mm_f32[BONSAI_TYPE_Q1_0_G128] = bonsai_avx512_mm_f32_q1;
     t->mm_f32[BONSAI_TYPE_TQ2_0_G128] = bonsai_avx512_mm_f32_tq2;

@@ -198,25 +198,25 @@ AVX512_INLINE void gemm(bonsai_type type, const uint8_t *w, size_t k, size_t r0,
     }
 }
 
-void bonsai_avx512_gemm_q8_q1_vnni(const uint8_t *w, size_t k, size_t r0, size_t r1,
+void bonsai_avx512_gemm_q8_q1_vnni(const void *w, size_t k, size_t r0, size_t r1,
                                    const bonsai_block_q8 *x, size_t m, float *y, size_t ldy)
 {
     gemm(BONSAI_TYPE_Q1_0_G128, w, k, r0, r1, x, m, y, ldy, 1);
 }
 
-void bonsai_avx512_gemm_q8_q1_bw(const uint8_t *w, size_t k, size_t r0, size_t r1,
+void bonsai_avx512_gemm_q8_q1_bw(const void *w, size_t k, size_t r0, size_t r1,
                                  const bonsai_block_q8 *x, size_t m, float *y, size_t ldy)
 {
     gemm(BONSAI_TYPE_Q1_0_G128, w, k, r0, r1, x, m, y, ldy, 0);
 }
 
-void bonsai_avx512_gemm_q8_tq2_vnni(const uint8_t *w, size_t k, size_t r0, size_t r1,
+void bonsai_avx512_gemm_q8_tq2_vnni(const void *w, size_t k, size_t r0, size_t r1,
                                     const bonsai_block_q8 *x, size_t m, float *y, size_t ldy)
 {
     gemm(BONSAI_TYPE_TQ2_0_G128, w, k, r0, r1, x, m, y, ldy, 1);
 }
 
-void bonsai_avx512_gemm_q8_tq2_bw(const uint8_t *w, size_t k, size_t r0, size_t r1,
+void bonsai_avx512_gemm_q8_tq2_bw(const void *w, size_t k, size_t r0, size_t r1,
                                   const bonsai_block_q8 *x, size_t m, float *y, size_t ldy)
 {
     gemm(BONSAI_TYPE_TQ2_0_G128, w, k, r0, r1, x, m, y, ldy, 0);

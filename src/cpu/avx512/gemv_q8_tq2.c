@@ -1,13 +1,12 @@
-/* AVX-512 q8 GEMV (one token): y[r - r0] = sum_j W[r][j] * x[j] for rows
- * [r0, r1) of a [rows][k] Q1_0_G128 or TQ2_0_G128 matrix, x given as k/128
- * q8 blocks. Matches bonsai_ref_mm_q8 (src/ref/ref_kernels.c) with m = 1:
- * exact int32 sums per block, scaled by d_w * d_x, summed in fp32 in the
- * order of Q8_CHUNK_BLOCKS (avx512_internal.h), which the GEMM shares.
+/* AVX-512 q8 GEMV (one token), TQ2_0_G128: y[r - r0] = sum_j W[r][j] * x[j]
+ * for rows [r0, r1) of a [rows][k] matrix, x given as k/128 q8 blocks.
+ * Matches bonsai_ref_mm_q8 (src/ref/ref_kernels.c) with m = 1: exact int32
+ * sums per block, scaled by d_w * d_x, summed in fp32 in the order of
+ * Q8_CHUNK_BLOCKS (avx512_internal.h), which the GEMM shares. (Q1_0_G128
+ * has its own, table-driven GEMV: gemv_q1_tables.c; the same tables were
+ * slower here, bench/NOTES.md "GEMV by table lookup".)
  *
- * Q1: the 128 sign bits of a block are two __mmask64; a zero-masked move of
- * the byte 2 gives u = 2 * bit (0 or 2) without ever unpacking bits, and
- * sum_j u_j q_j - sum_j q_j = sum_j (2 bit_j - 1) q_j is the dot product
- * (sum q is bonsai_block_q8.sum). TQ2: each 2-bit code becomes u = w + 1
+ * Each 2-bit code becomes u = w + 1
  * (00 -> 0, 01 -> 1, 10 -> 2, 11 -> 1) with one vpsrlvq, one vpand and one
  * vpshufb per 64 codes; the codes then come out in the order "code 4i + s
  * at position 16s + i", so the activations are permuted the same way once
@@ -17,9 +16,8 @@
  * reduced exactly into one vector (lane = row), so the scale step (cvt,
  * mul, fma) runs once per 16 rows. The 16 fp16 scales are loaded as scalars
  * and packed four per 64-bit register, then moved into one vector: cheaper
- * than two vpgatherqd per block (hot 4096x4096 Q1 130 -> 115 us on one
- * core), and than a stack array whose 32-byte reload waits on 16 narrow
- * stores (see bench/NOTES.md, "gemv2").
+ * than two vpgatherqd per block and than a stack array whose 32-byte reload
+ * waits on 16 narrow stores (see bench/NOTES.md, "gemv2").
  * Each row prefetches its counterpart of the next pass (16 short row
  * streams defeat the hardware prefetcher when the weights come from DRAM:
  * cold 4096x4096 Q1 went from 355 to 132 us on one core). */
@@ -27,12 +25,29 @@
 
 #define PASS_ROWS 16
 
-/* Weight-side operands of one block of one row: u bytes of both halves. */
-AVX512_INLINE void q1_block_u(const uint8_t *blk, __m512i u[2])
+/* TQ2 codes -> unsigned weight + 1 (00 -> 0, 01 -> 1, 10 -> 2, 11 -> 1), as a
+ * vpshufb table indexed by a code in the low two bits. */
+AVX512_INLINE __m512i tq2_code_lut(void)
 {
-    const __m512i two = _mm512_set1_epi8(2);
-    u[0] = _mm512_maskz_mov_epi8(load_mask64(blk + 2), two);
-    u[1] = _mm512_maskz_mov_epi8(load_mask64(blk + 10), two);
+    return _mm512_broadcast_i32x4(_mm_setr_epi8(0, 1, 2, 1, 0, 1, 2, 1, 0, 1, 2, 1, 0, 1, 2, 1));
+}
+
+/* Lane sums of 16 vectors: lane p of the result = sum of the 16 lanes of
+ * a[p]. Exact (int32); 45 shuffles and adds. */
+AVX512_INLINE __m512i reduce16_epi32(const __m512i a[16])
+{
+    __m512i t[8], u[4], v[2];
+    UNROLL for (int q = 0; q < 8; q++) /* lane L: [a2q, a2q+1, a2q, a2q+1] partials */
+        t[q] = _mm512_add_epi32(_mm512_unpacklo_epi32(a[2 * q], a[2 * q + 1]),
+                                _mm512_unpackhi_epi32(a[2 * q], a[2 * q + 1]));
+    UNROLL for (int q = 0; q < 4; q++) /* lane L: [a4q .. a4q+3] partials of lane L */
+        u[q] = _mm512_add_epi32(_mm512_unpacklo_epi64(t[2 * q], t[2 * q + 1]),
+                                _mm512_unpackhi_epi64(t[2 * q], t[2 * q + 1]));
+    UNROLL for (int q = 0; q < 2; q++)
+        v[q] = _mm512_add_epi32(_mm512_shuffle_i32x4(u[2 * q], u[2 * q + 1], 0x88),
+                                _mm512_shuffle_i32x4(u[2 * q], u[2 * q + 1], 0xDD));
+    return _mm512_add_epi32(_mm512_shuffle_i32x4(v[0], v[1], 0x88),
+                            _mm512_shuffle_i32x4(v[0], v[1], 0xDD));
 }
 
 /* 64 codes at p -> u = code + 1 mapping, permuted order (see above). */
@@ -63,28 +78,17 @@ AVX512_INLINE __m512i tq2_permute_half(__m512i v)
 
 /* Rows [0, R) of a pass (R <= 16, row i at row + i * row_bytes), blocks
  * [0, nb) of a chunk, w and x already offset to the chunk's first block;
- * xp: the chunk's activations in weight order (TQ2) or NULL (Q1).
+ * xp: the chunk's activations in weight order.
  * y[i] = partial sum (first chunk) or y[i] + partial sum. */
-AVX512_INLINE void pass(bonsai_type type, const uint8_t *row, size_t row_bytes, int R,
-                        const bonsai_block_q8 *x, const int8_t *xp, size_t nb, float *y,
-                        int first, const int vnni)
+AVX512_INLINE void pass(const uint8_t *row, size_t row_bytes, int R, const int8_t *xp, size_t nb,
+                        const bonsai_block_q8 *x, float *y, int first, const int vnni)
 {
-    const int q1 = type == BONSAI_TYPE_Q1_0_G128;
-    const size_t bb = q1 ? Q1_BLOCK_BYTES : TQ2_BLOCK_BYTES;
+    const size_t bb = TQ2_BLOCK_BYTES;
     const __mmask16 valid = (__mmask16)((1u << R) - 1);
-    /* blocks between prefetches: steps of 36 (Q1) or 34 (TQ2) bytes touch
-     * every 64-byte line (Q1 every 3 blocks, 54 bytes, measured slower) */
-    const size_t prefetch_every = q1 ? 2 : 1;
     __m512 p = _mm512_setzero_ps();
     for (size_t b = 0; b < nb; b++) { // [chunk blocks]
-        __m512i xv[2];
-        if (q1) {
-            xv[0] = _mm512_loadu_si512(x[b].qs);
-            xv[1] = _mm512_loadu_si512(x[b].qs + 64);
-        } else {
-            xv[0] = _mm512_load_si512(xp + 128 * b);
-            xv[1] = _mm512_load_si512(xp + 128 * b + 64);
-        }
+        const __m512i xv[2] = {_mm512_load_si512(xp + 128 * b),
+                               _mm512_load_si512(xp + 128 * b + 64)};
         __m512i a[PASS_ROWS];
         /* fp16 scale of row i's block b in bits [16 (i % 4), +16) of dh[i / 4] */
         uint64_t dh[PASS_ROWS / 4] = {0};
@@ -94,14 +98,11 @@ AVX512_INLINE void pass(bonsai_type type, const uint8_t *row, size_t row_bytes, 
                 continue;
             }
             const uint8_t *blk = row + (size_t)i * row_bytes + b * bb;
-            dh[i / 4] |= (uint64_t)load_u16(blk + (q1 ? 0 : 32)) << (16 * (i % 4));
-            if (b % prefetch_every == 0) /* this row of the next pass, every line */
-                _mm_prefetch((const char *)(blk + PASS_ROWS * row_bytes), _MM_HINT_T0);
+            dh[i / 4] |= (uint64_t)load_u16(blk + 32) << (16 * (i % 4));
+            /* this row of the next pass: 34-byte steps touch every line */
+            _mm_prefetch((const char *)(blk + PASS_ROWS * row_bytes), _MM_HINT_T0);
             __m512i u[2];
-            if (q1)
-                q1_block_u(blk, u);
-            else
-                tq2_block_u(blk, u);
+            tq2_block_u(blk, u);
             a[i] = dot2_u8s8(_mm512_setzero_si512(), u[0], xv[0], u[1], xv[1], vnni);
         }
         const __m512i isum = _mm512_sub_epi32(reduce16_epi32(a), _mm512_set1_epi32(x[b].sum));
@@ -114,50 +115,36 @@ AVX512_INLINE void pass(bonsai_type type, const uint8_t *row, size_t row_bytes, 
     _mm512_mask_storeu_ps(y, valid, p);
 }
 
-AVX512_INLINE void gemv(bonsai_type type, const uint8_t *w, size_t k, size_t r0, size_t r1,
+AVX512_INLINE void gemv(const uint8_t *w, size_t k, size_t r0, size_t r1,
                         const bonsai_block_q8 *x, float *y, const int vnni)
 {
     _Alignas(64) int8_t xp[Q8_CHUNK_BLOCKS * 128];
-    const int q1 = type == BONSAI_TYPE_Q1_0_G128;
-    const size_t nb = k / 128, bb = q1 ? Q1_BLOCK_BYTES : TQ2_BLOCK_BYTES, row_bytes = nb * bb;
+    const size_t nb = k / 128, bb = TQ2_BLOCK_BYTES, row_bytes = nb * bb;
     for (size_t c0 = 0; c0 < nb; c0 += Q8_CHUNK_BLOCKS) { // [k / (128 * chunk)]
         const size_t cn = nb - c0 < Q8_CHUNK_BLOCKS ? nb - c0 : Q8_CHUNK_BLOCKS;
-        if (!q1)
-            for (size_t b = 0; b < cn; b++)
-                UNROLL for (int h = 0; h < 2; h++)
-                    _mm512_store_si512(xp + 128 * b + 64 * h, tq2_permute_half(_mm512_loadu_si512(
-                                                                  x[c0 + b].qs + 64 * h)));
+        for (size_t b = 0; b < cn; b++)
+            UNROLL for (int h = 0; h < 2; h++)
+                _mm512_store_si512(xp + 128 * b + 64 * h, tq2_permute_half(_mm512_loadu_si512(
+                                                              x[c0 + b].qs + 64 * h)));
         const uint8_t *wc = w + c0 * bb;
         size_t r = r0;
         for (; r + PASS_ROWS <= r1; r += PASS_ROWS) // [rows / 16]
-            pass(type, wc + r * row_bytes, row_bytes, PASS_ROWS, x + c0, xp, cn, y + (r - r0),
-                 c0 == 0, vnni);
+            pass(wc + r * row_bytes, row_bytes, PASS_ROWS, xp, cn, x + c0, y + (r - r0), c0 == 0,
+                 vnni);
         if (r < r1)
-            pass(type, wc + r * row_bytes, row_bytes, (int)(r1 - r), x + c0, xp, cn, y + (r - r0),
+            pass(wc + r * row_bytes, row_bytes, (int)(r1 - r), xp, cn, x + c0, y + (r - r0),
                  c0 == 0, vnni);
     }
-}
-
-void bonsai_avx512_gemv_q8_q1_vnni(const uint8_t *w, size_t k, size_t r0, size_t r1,
-                                   const bonsai_block_q8 *x, float *y)
-{
-    gemv(BONSAI_TYPE_Q1_0_G128, w, k, r0, r1, x, y, 1);
-}
-
-void bonsai_avx512_gemv_q8_q1_bw(const uint8_t *w, size_t k, size_t r0, size_t r1,
-                                 const bonsai_block_q8 *x, float *y)
-{
-    gemv(BONSAI_TYPE_Q1_0_G128, w, k, r0, r1, x, y, 0);
 }
 
 void bonsai_avx512_gemv_q8_tq2_vnni(const uint8_t *w, size_t k, size_t r0, size_t r1,
                                     const bonsai_block_q8 *x, float *y)
 {
-    gemv(BONSAI_TYPE_TQ2_0_G128, w, k, r0, r1, x, y, 1);
+    gemv(w, k, r0, r1, x, y, 1);
 }
 
 void bonsai_avx512_gemv_q8_tq2_bw(const uint8_t *w, size_t k, size_t r0, size_t r1,
                                   const bonsai_block_q8 *x, float *y)
 {
-    gemv(BONSAI_TYPE_TQ2_0_G128, w, k, r0, r1, x, y, 0);
+    gemv(w, k, r0, r1, x, y, 0);
 }
