@@ -10,6 +10,9 @@
 
 typedef enum { EPI_STORE, EPI_ADD, EPI_SWIGLU } epilogue;
 
+#define MAX_GEMV_TASKS 64
+#define GEMV_TASK_ROWS 32 /* granularity of one-token row ranges */
+
 typedef struct job {
     bonsai_ctx *ctx;
     epilogue epi;
@@ -21,6 +24,8 @@ typedef struct job {
     size_t m;
     float *y;
     size_t rows_per_task, tokens_per_task, row_tasks;
+    /* one token: task t covers rows [row_bounds[t], row_bounds[t + 1]) */
+    size_t row_bounds[MAX_GEMV_TASKS + 1];
 } job;
 
 static const char *matrix_name(const bonsai_matrix *w)
@@ -121,8 +126,12 @@ static void matmul_task(void *arg, size_t task, int worker)
 {
     const job *jb = arg;
     const size_t rows = jb->w->rows;
-    const size_t r0 = (task % jb->row_tasks) * jb->rows_per_task;
-    const size_t r1 = r0 + jb->rows_per_task < rows ? r0 + jb->rows_per_task : rows;
+    size_t r0 = (task % jb->row_tasks) * jb->rows_per_task;
+    size_t r1 = r0 + jb->rows_per_task < rows ? r0 + jb->rows_per_task : rows;
+    if (jb->m == 1) {
+        r0 = jb->row_bounds[task];
+        r1 = jb->row_bounds[task + 1];
+    }
     const size_t t0 = (task / jb->row_tasks) * jb->tokens_per_task;
     const size_t nt = t0 + jb->tokens_per_task < jb->m ? jb->tokens_per_task : jb->m - t0;
     const size_t nr = r1 - r0;
@@ -153,6 +162,28 @@ static size_t round_up(size_t v, size_t mult)
     return (v + mult - 1) / mult * mult;
 }
 
+/* One token: row ranges that shrink geometrically, each 1/(2 n) of the
+ * rows still unassigned (n threads; multiples of 32 rows, at most what a
+ * scratch tile holds). Threads first stream long contiguous ranges, and
+ * the last ranges are small, so they finish close together: with equal
+ * ranges a thread that falls behind (a memory stall, another process)
+ * leaves the others idle for up to a whole range. */
+static void split_gemv_rows(job *jb, size_t n_threads)
+{
+    const size_t rows = jb->w->rows, cap = BONSAI_MAX_TILE_ROWS * BONSAI_MAX_TILE_TOKENS;
+    size_t r = 0, t = 0;
+    jb->row_bounds[0] = 0;
+    while (r < rows) {
+        size_t n = round_up((rows - r + 2 * n_threads - 1) / (2 * n_threads), GEMV_TASK_ROWS);
+        n = n > cap ? cap : n;
+        if ((n_threads == 1 && rows - r <= cap) || t + 1 == MAX_GEMV_TASKS || n > rows - r)
+            n = rows - r;
+        r += n;
+        jb->row_bounds[++t] = r;
+    }
+    jb->row_tasks = t;
+}
+
 static bonsai_status run_matmul(job *jb)
 {
     const bonsai_cpu_kernels *kt = jb->ctx->kernels;
@@ -163,6 +194,11 @@ static bonsai_status run_matmul(job *jb)
     if (tile_tokens > BONSAI_MAX_TILE_TOKENS)
         tile_tokens = BONSAI_MAX_TILE_TOKENS;
     jb->tokens_per_task = jb->m < tile_tokens ? jb->m : tile_tokens;
+    if (jb->m == 1) {
+        split_gemv_rows(jb, n_threads);
+        bonsai_pool_run(jb->ctx->pool, jb->row_tasks, matmul_task, jb);
+        return BONSAI_OK;
+    }
     const size_t token_tasks = (jb->m + jb->tokens_per_task - 1) / jb->tokens_per_task;
     /* enough row chunks that every thread gets several tasks */
     size_t want_tasks = 4 * n_threads;
