@@ -24,7 +24,8 @@ typedef struct job {
     size_t m;
     float *y;
     size_t rows_per_task, tokens_per_task, row_tasks;
-    /* one token: task t covers rows [row_bounds[t], row_bounds[t + 1]) */
+    /* one token (split_rows): task t covers rows [row_bounds[t], row_bounds[t + 1]) */
+    int split_rows;
     size_t row_bounds[MAX_GEMV_TASKS + 1];
 } job;
 
@@ -128,7 +129,7 @@ static void matmul_task(void *arg, size_t task, int worker)
     const size_t rows = jb->w->rows;
     size_t r0 = (task % jb->row_tasks) * jb->rows_per_task;
     size_t r1 = r0 + jb->rows_per_task < rows ? r0 + jb->rows_per_task : rows;
-    if (jb->m == 1) {
+    if (jb->split_rows) {
         r0 = jb->row_bounds[task];
         r1 = jb->row_bounds[task + 1];
     }
@@ -162,26 +163,30 @@ static size_t round_up(size_t v, size_t mult)
     return (v + mult - 1) / mult * mult;
 }
 
-/* One token: row ranges that shrink geometrically, each 1/(2 n) of the
- * rows still unassigned (n threads; multiples of 32 rows, at most what a
- * scratch tile holds). Threads first stream long contiguous ranges, and
- * the last ranges are small, so they finish close together: with equal
- * ranges a thread that falls behind (a memory stall, another process)
- * leaves the others idle for up to a whole range. */
-static void split_gemv_rows(job *jb, size_t n_threads)
+/* One token: each thread one contiguous range of rows (a multiple of 32),
+ * or as many such rounds as a scratch tile needs for the fused epilogues.
+ * A range streams its weights with the kernel's prefetch running ahead the
+ * whole way; every extra range costs a start from cold memory, which
+ * measured more than the balance that many small ranges buy (bench/NOTES.md
+ * "Decode: one range per thread"). A thread that is late for its range
+ * only delays the call: another thread claims the range when done. */
+static int split_gemv_rows(job *jb, size_t n_threads)
 {
-    const size_t rows = jb->w->rows, cap = BONSAI_MAX_TILE_ROWS * BONSAI_MAX_TILE_TOKENS;
-    size_t r = 0, t = 0;
+    const size_t rows = jb->w->rows;
+    const size_t cap = jb->epi == EPI_STORE ? rows : BONSAI_MAX_TILE_ROWS * BONSAI_MAX_TILE_TOKENS;
+    const size_t rounds = (rows + n_threads * cap - 1) / (n_threads * cap);
+    if (rounds > MAX_GEMV_TASKS / n_threads)
+        return 0; /* too many rows for one scratch tile per task: the general split */
+    const size_t tasks = rounds * n_threads;
+    const size_t per = round_up((rows + tasks - 1) / tasks, GEMV_TASK_ROWS);
+    if (per > cap)
+        return 0;
+    size_t t = 0;
     jb->row_bounds[0] = 0;
-    while (r < rows) {
-        size_t n = round_up((rows - r + 2 * n_threads - 1) / (2 * n_threads), GEMV_TASK_ROWS);
-        n = n > cap ? cap : n;
-        if ((n_threads == 1 && rows - r <= cap) || t + 1 == MAX_GEMV_TASKS || n > rows - r)
-            n = rows - r;
-        r += n;
-        jb->row_bounds[++t] = r;
-    }
+    for (size_t r = 0; r < rows; r += per)
+        jb->row_bounds[++t] = r + per < rows ? r + per : rows;
     jb->row_tasks = t;
+    return 1;
 }
 
 static bonsai_status run_matmul(job *jb)
@@ -194,8 +199,8 @@ static bonsai_status run_matmul(job *jb)
     if (tile_tokens > BONSAI_MAX_TILE_TOKENS)
         tile_tokens = BONSAI_MAX_TILE_TOKENS;
     jb->tokens_per_task = jb->m < tile_tokens ? jb->m : tile_tokens;
-    if (jb->m == 1) {
-        split_gemv_rows(jb, n_threads);
+    jb->split_rows = jb->m == 1 && n_threads <= MAX_GEMV_TASKS && split_gemv_rows(jb, n_threads);
+    if (jb->split_rows) {
         bonsai_pool_run(jb->ctx->pool, jb->row_tasks, matmul_task, jb);
         return BONSAI_OK;
     }

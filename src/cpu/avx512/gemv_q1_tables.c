@@ -180,21 +180,26 @@ AVX512_INLINE void pass(const uint8_t *base, size_t rb, int R, int prefetch,
     }
 }
 
+/* Passes outer, k chunks inner: a pass's rows are streamed in full, in
+ * address order, before the next pass (chunks outer re-walked every row
+ * once per chunk: 2048x6144 cold 66 -> see NOTES). y[i] holds chunk 0's
+ * sum, then y[i] + each next chunk's: the order the GEMM sums in. */
 void bonsai_avx512_gemv_q8_q1(const void *w, size_t k, size_t r0, size_t r1,
                               const bonsai_block_q8 *x, const void *tables, float *y)
 {
     const size_t nb = k / 128, row_bytes = nb * Q1_BLOCK_BYTES;
-    for (size_t c0 = 0; c0 < nb; c0 += Q8_CHUNK_BLOCKS) { // [k / (128 * chunk)]
-        const size_t cn = nb - c0 < Q8_CHUNK_BLOCKS ? nb - c0 : Q8_CHUNK_BLOCKS;
-        const uint8_t *wc = (const uint8_t *)w + c0 * Q1_BLOCK_BYTES;
-        const uint8_t *tc = (const uint8_t *)tables + c0 * TABLES_PER_BLOCK * TABLE_BYTES;
-        size_t r = r0;
-        for (; r + PASS_ROWS <= r1; r += PASS_ROWS) // [rows / 32]
-            pass(wc + r * row_bytes, row_bytes, PASS_ROWS, r + 2 * PASS_ROWS <= r1, x + c0, tc,
-                 cn, y + (r - r0), c0 == 0, 1);
-        if (r < r1)
-            pass(wc + r * row_bytes, row_bytes, (int)(r1 - r), 0, x + c0, tc, cn, y + (r - r0),
-                 c0 == 0, 0);
+    for (size_t r = r0; r < r1; r += PASS_ROWS) { // [rows / 32]
+        const int R = r1 - r < PASS_ROWS ? (int)(r1 - r) : PASS_ROWS;
+        const int prefetch = r + 2 * PASS_ROWS <= r1; /* a full pass follows */
+        for (size_t c0 = 0; c0 < nb; c0 += Q8_CHUNK_BLOCKS) { // [k / (128 * chunk)]
+            const size_t cn = nb - c0 < Q8_CHUNK_BLOCKS ? nb - c0 : Q8_CHUNK_BLOCKS;
+            const uint8_t *wc = (const uint8_t *)w + r * row_bytes + c0 * Q1_BLOCK_BYTES;
+            const uint8_t *tc = (const uint8_t *)tables + c0 * TABLES_PER_BLOCK * TABLE_BYTES;
+            if (R == PASS_ROWS)
+                pass(wc, row_bytes, R, prefetch, x + c0, tc, cn, y + (r - r0), c0 == 0, 1);
+            else
+                pass(wc, row_bytes, R, 0, x + c0, tc, cn, y + (r - r0), c0 == 0, 0);
+        }
     }
 }
 
