@@ -94,9 +94,16 @@ AVX2_FN void bonsai_attn_group_avx2(const bonsai_attn_group *g, const float *K, 
         if (r < g->n_rows && g->n_keys[r] > n_max)
             n_max = g->n_keys[r];
     }
-    /* scores: four dots per key row */
+    /* scores: four dots per key row. The cache rarely holds K and V (a
+     * token's weights stream through in between), so key rows are
+     * prefetched a few rows ahead and each value row into L2 while the
+     * scores are computed; the value pass then waits on no memory. */
     for (size_t j = 0; j < n_max; j++) {
         const float *k = K + j * D;
+        for (uint32_t d = 0; d < D; d += 16) {
+            _mm_prefetch((const char *)(k + 4 * (size_t)D + d), _MM_HINT_T0);
+            _mm_prefetch((const char *)(V + j * D + d), _MM_HINT_T1);
+        }
         __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
         for (uint32_t d = 0; d < D; d += 8) {
             const __m256 kv = _mm256_loadu_ps(k + d);
