@@ -2,7 +2,7 @@
  * <-> fp32 exactly as the scalar bonsai_fp16_to_fp32 / bonsai_fp32_to_fp16
  * (every half, every tie between neighbouring halves, overflow and
  * underflow edges, random floats; any length, tails included; NaN stays
- * NaN), and, on aarch64, the NEON tier's kernels with DOTPROD off and (when
+ * NaN), compute the SwiGLU epilogue as the reference does, and, on aarch64, the NEON tier's kernels with DOTPROD off and (when
  * the CPU has it) on each match the scalar reference kernels of src/ref.
  * Under qemu the aarch64 test run executes this twice, with and without
  * DOTPROD in the emulated CPU (cmake/test-aarch64.sh). */
@@ -199,6 +199,42 @@ static void check_neon_path(int dotprod)
 }
 #endif
 
+/* silu_mul: within 4 ulp-ish (2e-7 relative, plus an absolute floor for
+ * results near zero) of the reference for random and extreme gates, every
+ * length up to 40 and a long one; nothing written past n; NaN stays NaN. */
+static void check_silu_mul(const bonsai_cpu_kernels *kt)
+{
+    enum { N = 6200 };
+    float *g = malloc(N * sizeof *g), *u = malloc(N * sizeof *u);
+    float *h = malloc((N + 1) * sizeof *h), *ref = malloc(N * sizeof *ref);
+    for (size_t i = 0; i < N; i++) {
+        g[i] = rng_normal() * (i % 7 == 0 ? 40.0f : 3.0f);
+        u[i] = rng_normal();
+    }
+    const float edges[] = {0.0f, -0.0f, 88.0f, -88.0f, 100.0f, -100.0f, 1e-30f, -1e30f, 1e30f, NAN};
+    memcpy(g, edges, sizeof edges);
+    bonsai_ref_silu_mul(g, u, ref, N);
+    size_t bad = 0, stray = 0;
+    for (size_t n = 0; n <= N; n = n < 40 ? n + 1 : N + 1) {
+        h[n] = -7.0f;
+        kt->silu_mul(g, u, h, n);
+        stray += h[n] != -7.0f;
+        for (size_t i = 0; i < n; i++) {
+            if (isnan(ref[i]) || isnan(h[i])) {
+                bad += isnan(ref[i]) != isnan(h[i]);
+                continue;
+            }
+            bad += !(fabsf(h[i] - ref[i]) <= 2e-7f * fabsf(ref[i]) + 1e-37f);
+        }
+    }
+    CHECK(bad == 0 && stray == 0, "%s silu_mul: %zu values off the reference, %zu writes past n",
+          kt->name, bad, stray);
+    free(g);
+    free(u);
+    free(h);
+    free(ref);
+}
+
 int main(void)
 {
     harness_init();
@@ -212,6 +248,7 @@ int main(void)
         }
         check_fp16_to_fp32(kt);
         check_fp32_to_fp16(kt);
+        check_silu_mul(kt);
     }
 #if defined(__aarch64__)
     const int has_dotprod = bonsai_cpu_caps_get()->neon_dotprod;

@@ -22,6 +22,8 @@ typedef void (*bonsai_mm_q8_fn)(const void *w, size_t k, size_t r0, size_t r1,
 /* k floats (k % 128 == 0) -> k/128 q8 blocks. */
 typedef void (*bonsai_quantize_q8_fn)(const float *x, size_t k, bonsai_block_q8 *out);
 typedef void (*bonsai_fp16_to_fp32_fn)(const uint16_t *src, float *dst, size_t n);
+/* h = silu(g) * u, the SwiGLU epilogue; n elements, any n. */
+typedef void (*bonsai_silu_mul_fn)(const float *g, const float *u, float *h, size_t n);
 typedef void (*bonsai_fp32_to_fp16_fn)(const float *src, uint16_t *dst, size_t n);
 
 /* An optional one-token q8 path that first turns the activations into
@@ -45,6 +47,7 @@ typedef struct bonsai_cpu_kernels {
     bonsai_quantize_q8_fn quantize_q8;
     bonsai_fp16_to_fp32_fn fp16_to_fp32;
     bonsai_fp32_to_fp16_fn fp32_to_fp16;
+    bonsai_silu_mul_fn silu_mul;
     /* work split preferences: rows per task are a multiple of row_multiple;
      * GEMM tasks take up to tile_tokens tokens (<= BONSAI_MAX_TILE_TOKENS) */
     size_t row_multiple;

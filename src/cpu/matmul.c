@@ -1,7 +1,6 @@
 /* Public matmul entry points: argument checks, the split of work over the
  * context's pool (row chunks x token tiles), and the fused epilogues
  * (residual add, SwiGLU) applied to each task's tile. */
-#include <math.h>
 #include <string.h>
 
 #include "core/alloc.h"
@@ -152,10 +151,7 @@ static void matmul_task(void *arg, size_t task, int worker)
     }
     run_tile(jb, jb->w2, r0, r1, t0, nt, b, nr);
     for (size_t t = 0; t < nt; t++)
-        for (size_t r = 0; r < nr; r++) {
-            float g = a[t * nr + r];
-            y[t * rows + r] = g / (1.0f + expf(-g)) * b[t * nr + r];
-        }
+        jb->ctx->kernels->silu_mul(a + t * nr, b + t * nr, y + t * rows, nr);
 }
 
 static size_t round_up(size_t v, size_t mult)

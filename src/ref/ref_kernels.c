@@ -102,6 +102,12 @@ void bonsai_ref_mm_q8(bonsai_type type, const void *w, size_t k, size_t r0, size
     }
 }
 
+void bonsai_ref_silu_mul(const float *g, const float *u, float *h, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        h[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+}
+
 void bonsai_ref_quantize_q8(const float *x, size_t k, bonsai_block_q8 *out)
 {
     for (size_t b = 0; b < k / BONSAI_QK; b++, x += BONSAI_QK) {

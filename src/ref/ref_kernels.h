@@ -14,5 +14,7 @@ void bonsai_ref_mm_q8(bonsai_type type, const void *w, size_t k, size_t r0, size
                       const bonsai_block_q8 *x, size_t m, float *y, size_t ldy);
 /* d = max|x| / 127, q = round(x / d), sum = sum q. */
 void bonsai_ref_quantize_q8(const float *x, size_t k, bonsai_block_q8 *out);
+/* h = silu(g) * u = g / (1 + e^-g) * u, n elements. */
+void bonsai_ref_silu_mul(const float *g, const float *u, float *h, size_t n);
 
 #endif

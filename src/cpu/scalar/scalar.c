@@ -34,6 +34,7 @@ static void fp32_to_fp16(const float *src, uint16_t *dst, size_t n)
 void bonsai_cpu_fill_scalar(bonsai_cpu_kernels *t)
 {
     t->name = "scalar";
+    t->silu_mul = bonsai_ref_silu_mul;
     t->mm_f32[BONSAI_TYPE_Q1_0_G128] = mm_f32_q1;
     t->mm_q8[BONSAI_TYPE_Q1_0_G128] = mm_q8_q1;
     t->mm_f32[BONSAI_TYPE_TQ2_0_G128] = mm_f32_tq2;
