@@ -48,6 +48,12 @@ static bonsai_status map_file(const char *path, bonsai_gguf *g)
     close(fd);
     if (map == MAP_FAILED)
         return bonsai_fail(BONSAI_ERR_IO, "cannot map %s: %s", path, strerror(err));
+#ifdef MADV_HUGEPAGE
+    /* A hint only (failure is harmless): pages read in from now on may come
+     * as 2 MiB folios and be mapped as huge pages, which the weight streams
+     * of decoding read ~10% faster per core (bench/NOTES.md, "Decode"). */
+    (void)madvise(map, (size_t)st.st_size, MADV_HUGEPAGE);
+#endif
     g->map = map;
     g->size = (size_t)st.st_size;
     return BONSAI_OK;
