@@ -166,9 +166,14 @@ bonsai_status bonsai_cuda_matmul_quantized(bonsai_cuda *cu, const bonsai_cuda_ma
         const unsigned tile_rows = u ? 64 : 128;
         if (use_wgmma(cu, w, m)) {
             CUfunction f = u ? cu->gemm90_swiglu[fmt] : cu->gemm90[fmt];
-            return launch(cu, f, (unsigned)(w->rows_pad / tile_rows), (unsigned)((m + 127) / 128),
-                          256, (unsigned)cu->gemm90_smem[fmt], args,
-                          u ? "bonsai_gemm90_swiglu" : "bonsai_gemm90", 0);
+            const size_t gx = w->rows_pad / tile_rows, gy = (m + 127) / 128;
+            // PDL when the grid is one wave (one block per SM): the next
+            // kernel's blocks then take the SMs this one leaves and fetch
+            // their weights while it drains; on more waves they would hold
+            // SMs that this grid's later blocks need (as for the GEMV)
+            const int pdl = gx * gy <= (size_t)cu->info.sm_count;
+            return launch(cu, f, (unsigned)gx, (unsigned)gy, 256, (unsigned)cu->gemm90_smem[fmt],
+                          args, u ? "bonsai_gemm90_swiglu" : "bonsai_gemm90", pdl);
         }
         // 64-token tiles (2 blocks per SM) win below 256 tokens, 128 from there
         // (bench/NOTES.md CUDA: n = 64 30 vs 50 us, n = 512 347 vs 363 TFLOP/s)

@@ -1,6 +1,6 @@
 /* gemm90: the GEMM of gemm.cu (Y = W X, Y += W X, or H = silu(G X) * (U X)
  * for many tokens) on Hopper's warpgroup tensor cores: wgmma.mma_async
- * m64n64k32 s8 x s8 -> s32, sm_90a only. Other targets compile none of
+ * m64n128k32 s8 x s8 -> s32, sm_90a only. Other targets compile none of
  * this file: the host looks the kernels up and falls back to gemm.cu when
  * they are missing (src/cuda/pipeline.c, matmul.c).
  *
@@ -30,12 +30,14 @@
  *        a2: word 2 + (t >> 1))
  *   TQ2: 16t + 4i + j                      (code j of byte i of word t;
  *        a2: word 4 + t)
- * Each block runs as two token halves (tokens 0..63, 64..127), each 4
- * wgmma into a fresh int32 tile (scale-d 0 first), so that the fold of one
- * half into the fp32 tile (acc += float(sum) d_w d_x; the conversion is
- * exact, |sum| <= 128 * 127) overlaps the tensor cores' work on the other:
- * half 1 of block b - 1 while half 0 of block b runs, half 0 of b while half
- * 1 of b runs (182 registers; bench/NOTES.md has the variants measured).
+ * Each block's 4 wgmma go into a fresh int32 tile (scale-d 0 first); the
+ * warpgroup holds two such tiles and folds block b-1's into its fp32 tile
+ * (acc += float(sum) d_w d_x; int32 -> float exact: |sum| <= 128 * 127)
+ * while the tensor cores run block b (~246 registers; bench/NOTES.md has the
+ * variants measured).
+ * PDL: the kernel lets the next one be scheduled at its start, and fetches
+ * its first stages' weights before waiting for the previous kernel
+ * (griddepcontrol); matmul.c launches it so on one-wave grids.
  * SwiGLU: smem row 64wg + 16w + 8h + g holds matrix h (0 gate, 1 up) row
  * 32wg + 8w + g of the tile, so each thread holds gate and up of the same
  * outputs.
@@ -79,24 +81,37 @@ __device__ __forceinline__ unsigned long long g90_desc(u32 addr)
            ((unsigned long long)(1024 >> 4) << 32) | (1ull << 62);
 }
 
-__device__ __forceinline__ void g90_wgmma(int (&d)[32], const u32 (&a)[4],
+__device__ __forceinline__ void g90_wgmma(int (&d)[64], const u32 (&a)[4],
                                           unsigned long long desc, int accumulate)
 {
     asm volatile(
-        "{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n"
-        "wgmma.mma_async.sync.aligned.m64n64k32.s32.s8.s8 "
-        "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, "
-        "{%32, %33, %34, %35}, %36, p;\n}\n"
-        : "+r"(d[0]), "+r"(d[1]), "+r"(d[2]), "+r"(d[3]), "+r"(d[4]), "+r"(d[5]), "+r"(d[6]), "+r"(d[7]), "+r"(d[8]), "+r"(d[9]), "+r"(d[10]), "+r"(d[11]), "+r"(d[12]), "+r"(d[13]), "+r"(d[14]), "+r"(d[15]), "+r"(d[16]), "+r"(d[17]), "+r"(d[18]), "+r"(d[19]), "+r"(d[20]), "+r"(d[21]), "+r"(d[22]), "+r"(d[23]), "+r"(d[24]), "+r"(d[25]), "+r"(d[26]), "+r"(d[27]), "+r"(d[28]), "+r"(d[29]), "+r"(d[30]), "+r"(d[31])
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n128k32.s32.s8.s8 "
+        "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
+        "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, "
+        "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, "
+        "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, "
+        "{%64, %65, %66, %67}, %68, p;\n}\n"
+        : "+r"(d[0]), "+r"(d[1]), "+r"(d[2]), "+r"(d[3]), "+r"(d[4]), "+r"(d[5]), "+r"(d[6]),
+          "+r"(d[7]), "+r"(d[8]), "+r"(d[9]), "+r"(d[10]), "+r"(d[11]), "+r"(d[12]),
+          "+r"(d[13]), "+r"(d[14]), "+r"(d[15]), "+r"(d[16]), "+r"(d[17]), "+r"(d[18]),
+          "+r"(d[19]), "+r"(d[20]), "+r"(d[21]), "+r"(d[22]), "+r"(d[23]), "+r"(d[24]),
+          "+r"(d[25]), "+r"(d[26]), "+r"(d[27]), "+r"(d[28]), "+r"(d[29]), "+r"(d[30]),
+          "+r"(d[31]), "+r"(d[32]), "+r"(d[33]), "+r"(d[34]), "+r"(d[35]), "+r"(d[36]),
+          "+r"(d[37]), "+r"(d[38]), "+r"(d[39]), "+r"(d[40]), "+r"(d[41]), "+r"(d[42]),
+          "+r"(d[43]), "+r"(d[44]), "+r"(d[45]), "+r"(d[46]), "+r"(d[47]), "+r"(d[48]),
+          "+r"(d[49]), "+r"(d[50]), "+r"(d[51]), "+r"(d[52]), "+r"(d[53]), "+r"(d[54]),
+          "+r"(d[55]), "+r"(d[56]), "+r"(d[57]), "+r"(d[58]), "+r"(d[59]), "+r"(d[60]),
+          "+r"(d[61]), "+r"(d[62]), "+r"(d[63])
         : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc), "r"(accumulate));
 }
 
 /* Keeps the compiler from moving reads of an accumulator tile above the
  * wgmma.wait that makes it valid (no instruction). */
-__device__ __forceinline__ void g90_pin(int (&d)[32])
+__device__ __forceinline__ void g90_pin(int (&d)[64])
 {
 #pragma unroll
-    for (int i = 0; i < 32; i++)
+    for (int i = 0; i < 64; i++)
         asm volatile("" : "+r"(d[i])::"memory");
 }
 
@@ -154,6 +169,30 @@ __device__ __forceinline__ gemm90_copies gemm90_plan(int row_base, int tok_base,
     return p;
 }
 
+/* The weight part of block b's copies (A and, for threads 0..15, the
+ * scales: gemm90_plan): weights are never written by kernels, so these may
+ * run before griddepcontrol.wait. */
+template <int FMT>
+__device__ __forceinline__ void gemm90_load_weights(u32 st, int b, const gemm90_copies &p)
+{
+    if (p.a)
+        g90_cp16(st + p.a_dst, p.a + (size_t)b * gemm90_cfg<FMT>::ABYTES);
+    if (p.misc && threadIdx.x < 16)
+        g90_cp16(st + p.misc_dst, p.misc + (size_t)b * p.misc_step);
+}
+
+/* The activation part of block b's copies (d_x and B). */
+__device__ __forceinline__ void gemm90_load_activations(u32 st, int b, int k,
+                                                        const gemm90_copies &p)
+{
+    if (p.misc && threadIdx.x >= 16)
+        g90_cp16(st + p.misc_dst, p.misc + (size_t)b * p.misc_step);
+    const u8 *src = p.b + (size_t)b * 128;
+#pragma unroll
+    for (int i = 0; i < 4; i++)
+        g90_cp16(st + p.b_dst + 4096 * i, src + (size_t)(32 * i) * k);
+}
+
 /* Queues the copies of 128-block b into the stage at shared address st. */
 template <int FMT>
 __device__ __forceinline__ void gemm90_load(u32 st, int b, int k, const gemm90_copies &p)
@@ -168,43 +207,44 @@ __device__ __forceinline__ void gemm90_load(u32 st, int b, int k, const gemm90_c
         g90_cp16(st + p.b_dst + 4096 * i, src + (size_t)(32 * i) * k);
 }
 
-/* The signed int8 weights of 4 bytes: Q1 bit (byte lane 0) -> -1 / +1;
- * TQ2 code c' (bits 0-1 of each byte, layout.cuh) -> c' - 1. */
+/* The signed int8 weights of 4 bytes. Q1: bit `bit` (0 or 1) of each byte
+ * -> -1 / +1: with m = v & (1 << bit) per byte, m * -(254 >> bit) - 1 =
+ * ~(254 b) per byte, no carries (0 -> 0xFF, 1 -> 0x01). TQ2: code c'
+ * (bits 0-1 of each byte, layout.cuh) -> c' - 1; c80 holds 0x80808080 in a
+ * register so that the mask and the or are one LOP3. */
 template <int FMT>
-__device__ __forceinline__ u32 g90_weights(u32 v)
+__device__ __forceinline__ u32 g90_weights(u32 v, int bit, u32 c80)
 {
-    if (FMT == FMT_Q1) // ~(254 b) = -254 b - 1 per byte, no carries: 0 -> 0xFF, 1 -> 0x01
-        return (v & 0x01010101u) * 0xFFFFFF02u + 0xFFFFFFFFu;
-    return (((v & 0x03030303u) | 0x80808080u) - 0x01010101u) ^ 0x80808080u;
+    if (FMT == FMT_Q1)
+        return (v & (0x01010101u << bit)) * (bit ? 0xFFFFFF81u : 0xFFFFFF02u) + 0xFFFFFFFFu;
+    u32 m; // (v & 0x03030303) | 0x80808080 in one LOP3
+    asm("lop3.b32 %0, %1, 0x03030303, %2, 0xEA;" : "=r"(m) : "r"(v), "r"(c80));
+    return (m - 0x01010101u) ^ c80;
 }
 
-/* acc += float(sum) * d_w * d_x for the thread's 32 outputs of token half H
- * of one block (tile element 4c + e of the half: row g + 8 (e >> 1), token
- * 64H + 8c + 2t + (e & 1); out element 32H + 4c + e). */
-template <int H>
-__device__ __forceinline__ void gemm90_fold(float (&out)[64], int (&acc)[32], const float (&dw)[2],
+/* acc += float(sum) * d_w * d_x for the thread's 64 outputs of one block
+ * (tile element 4c + e: row g + 8 (e >> 1), token 8c + 2t + (e & 1)). */
+__device__ __forceinline__ void gemm90_fold(float (&out)[64], int (&acc)[64], const float (&dw)[2],
                                             const u8 *st_dx, int t)
 {
 #pragma unroll
-    for (int c = 0; c < 8; c++) {
-        const float2 dx = *(const float2 *)(st_dx + 4 * (64 * H + 8 * c + 2 * t));
+    for (int c = 0; c < 16; c++) {
+        const float2 dx = *(const float2 *)(st_dx + 4 * (8 * c + 2 * t));
 #pragma unroll
-        for (int e = 0; e < 4; e++)
-            out[32 * H + 4 * c + e] = fmaf(__int2float_rn(acc[4 * c + e]),
-                                           dw[e >> 1] * (e & 1 ? dx.y : dx.x),
-                                           out[32 * H + 4 * c + e]);
+        for (int e = 0; e < 4; e++) {
+            out[4 * c + e] = fmaf(__int2float_rn(acc[4 * c + e]) * (e & 1 ? dx.y : dx.x),
+                                  dw[e >> 1], out[4 * c + e]);
+        }
     }
 }
 
 /* Block b: wait for its stage, queue the copies of block b + STAGES - 2,
- * then run its two token halves through the tensor cores (acc0: tokens
- * 0..63, acc1: 64..127) so that a fold always overlaps a wgmma group: fold
- * half 1 of block b - 1 while half 0 of b runs, half 0 of b while half 1
- * runs. dw: block b's d_w on return (dw_prev: block b - 1's). */
+ * start its 4 wgmma into acc, then fold block b - 1 (prev, dw_prev). */
 template <int FMT>
 __device__ __forceinline__ void gemm90_step(u8 *smem, int b, int nb, const gemm90_copies &plan,
-                                            int (&acc0)[32], int (&acc1)[32], float (&dw)[2],
-                                            float (&out)[64], int r0, int t)
+                                            int (&acc)[64], float (&dw)[2], int (&prev)[64],
+                                            const float (&dw_prev)[2], float (&out)[64], int r0,
+                                            int t, u32 c80)
 {
     typedef gemm90_cfg<FMT> C;
     asm volatile("cp.async.wait_group %0;" ::"n"(G90_STAGES - 3));
@@ -214,12 +254,11 @@ __device__ __forceinline__ void gemm90_step(u8 *smem, int b, int nb, const gemm9
         gemm90_load<FMT>(g90_smem_addr(smem + ((b + G90_STAGES - 2) % G90_STAGES) * C::STAGE),
                          b + G90_STAGES - 2, nb * 128, plan);
     asm volatile("cp.async.commit_group;");
-    // block b - 1's wgmma (and their reads of the A registers) are done
+    // block b - 1's wgmma (and its reads of the A registers) are done
     asm volatile("wgmma.wait_group.sync.aligned 0;" ::: "memory");
-    g90_pin(acc1);
+    g90_pin(prev);
 
     const u8 *st = smem + (b % G90_STAGES) * C::STAGE;
-    const float dw_prev[2] = {dw[0], dw[1]};
     u32 w[2][2]; // [row g, g + 8][a0/a1 word, a2/a3 word]
 #pragma unroll
     for (int h = 0; h < 2; h++) {
@@ -235,30 +274,25 @@ __device__ __forceinline__ void gemm90_step(u8 *smem, int b, int nb, const gemm9
     }
     u32 a[4][4];
 #pragma unroll
-    for (int j = 0; j < 4; j++) {
-        const int s = FMT == FMT_Q1 ? j : 2 * j;
-        a[j][0] = g90_weights<FMT>(w[0][0] >> s);
-        a[j][1] = g90_weights<FMT>(w[1][0] >> s);
-        a[j][2] = g90_weights<FMT>(w[0][1] >> s);
-        a[j][3] = g90_weights<FMT>(w[1][1] >> s);
+    for (int j = 0; j < 4; j++) { // k-step j: Q1 bit j, TQ2 code j of each byte
+        const int s = FMT == FMT_Q1 ? j & 2 : 2 * j, bit = FMT == FMT_Q1 ? j & 1 : 0;
+#pragma unroll
+        for (int i = 0; i < 4; i++) { // a0 a1 a2 a3: rows g, g + 8 of words 0 / 1
+            const u32 v = w[i & 1][i >> 1];
+            // v >> s as a multiply-high (the FMA pipe; the ALU is the busier one)
+            a[j][i] = g90_weights<FMT>(s ? __umulhi(v, 1u << (32 - s)) : v, bit, c80);
+        }
     }
-    const unsigned long long desc = g90_desc(g90_smem_addr(st + C::OFF_B));
     asm volatile("wgmma.fence.sync.aligned;" ::: "memory");
+    const unsigned long long desc = g90_desc(g90_smem_addr(st + C::OFF_B));
 #pragma unroll
     for (int j = 0; j < 4; j++)
-        g90_wgmma(acc0, a[j], desc + 2 * j, j); // + 32 bytes per k-step
+        g90_wgmma(acc, a[j], desc + 2 * j, j); // + 32 bytes per k-step
     asm volatile("wgmma.commit_group.sync.aligned;" ::: "memory");
+
     if (b > 0)
-        gemm90_fold<1>(out, acc1, dw_prev, smem + ((b - 1) % G90_STAGES) * C::STAGE + C::OFF_DX,
-                       t);
-    asm volatile("wgmma.fence.sync.aligned;" ::: "memory");
-#pragma unroll
-    for (int j = 0; j < 4; j++) // tokens 64..127: 64 rows of 128 bytes further
-        g90_wgmma(acc1, a[j], desc + (8192 >> 4) + 2 * j, j);
-    asm volatile("wgmma.commit_group.sync.aligned;" ::: "memory");
-    asm volatile("wgmma.wait_group.sync.aligned 1;" ::: "memory");
-    g90_pin(acc0);
-    gemm90_fold<0>(out, acc0, dw, st + C::OFF_DX, t);
+        gemm90_fold(out, prev, dw_prev,
+                    smem + ((b - 1) % G90_STAGES) * C::STAGE + C::OFF_DX, t);
 }
 
 template <int FMT, bool SWIGLU>
@@ -278,28 +312,49 @@ __device__ __forceinline__ void gemm90_body(const u8 *__restrict__ wbits,
     const int r0 = 64 * wg + 16 * w + g; // the thread's smem rows r0, r0 + 8
     const int row_base = blockIdx.x * (SWIGLU ? 64 : 128), tok_base = blockIdx.y * 128;
     const int nb = k / 128;
+    // 0x80808080 (k >= 0), but a value the compiler cannot fold into
+    // immediates: g90_weights needs it in a register
+    const u32 c80 = 0x80808080u | ((u32)k >> 31);
 
+    pdl_launch_dependents(); // the next kernel may be scheduled (it waits for this one)
     float out[64];
 #pragma unroll
     for (int i = 0; i < 64; i++)
         out[i] = 0.0f;
-    int acc0[32], acc1[32];
-    float dw[2] = {0.0f, 0.0f};
+    int acc0[64], acc1[64];
+    float dw0[2], dw1[2];
 
     const gemm90_copies plan = gemm90_plan<FMT, SWIGLU>(row_base, tok_base, wbits, wscales, ubits,
                                                         uscales, k, qs, xd, m_pad);
+    // Launched with PDL (matmul.c, one-wave grids): the first stages' weights
+    // are fetched while the previous kernel drains; activations and y only
+    // after it has finished (griddepcontrol.wait; a no-op without PDL).
+#pragma unroll
+    for (int s = 0; s < G90_STAGES - 2; s++)
+        if (s < nb)
+            gemm90_load_weights<FMT>(g90_smem_addr(smem + s * C::STAGE), s, plan);
+    pdl_wait_previous();
 #pragma unroll
     for (int s = 0; s < G90_STAGES - 2; s++) {
         if (s < nb)
-            gemm90_load<FMT>(g90_smem_addr(smem + s * C::STAGE), s, k, plan);
+            gemm90_load_activations(g90_smem_addr(smem + s * C::STAGE), s, k, plan);
         asm volatile("cp.async.commit_group;");
     }
-    for (int b = 0; b < nb; b++)
-        gemm90_step<FMT>(smem, b, nb, plan, acc0, acc1, dw, out, r0, t);
+    for (int b = 0; b < nb; b += 2) {
+        gemm90_step<FMT>(smem, b, nb, plan, acc0, dw0, acc1, dw1, out, r0, t, c80);
+        if (b + 1 < nb)
+            gemm90_step<FMT>(smem, b + 1, nb, plan, acc1, dw1, acc0, dw0, out, r0, t, c80);
+    }
     asm volatile("wgmma.wait_group.sync.aligned 0;" ::: "memory");
     asm volatile("cp.async.wait_group 0;");
-    g90_pin(acc1);
-    gemm90_fold<1>(out, acc1, dw, smem + ((nb - 1) % G90_STAGES) * C::STAGE + C::OFF_DX, t);
+    const u8 *last_dx = smem + ((nb - 1) % G90_STAGES) * C::STAGE + C::OFF_DX;
+    if ((nb - 1) & 1) {
+        g90_pin(acc1);
+        gemm90_fold(out, acc1, dw1, last_dx, t);
+    } else {
+        g90_pin(acc0);
+        gemm90_fold(out, acc0, dw0, last_dx, t);
+    }
 
 #pragma unroll
     for (int c = 0; c < 16; c++)
