@@ -112,7 +112,9 @@ static int use_gemm(const bonsai_cuda *cu, const bonsai_cuda_matrix *w, size_t m
  * on Hopper wgmma), hot, us, wgmma vs mma.sync: n = 64 (64-token tiles win)
  * Q1 4096x4096 31.8 vs 30.5, 24576x4096 61.0 vs 49.6; n = 512 32.7 vs 46.6,
  * 186 vs 277; from 128 tokens the 64-token tiles need a second wave on
- * large matrices (24576 rows: wgmma 63 us). */
+ * large matrices (24576 rows: wgmma 63 us). Those wgmma numbers are the
+ * earlier v3 kernel; today's (NOTES, cuda-gemm2): n = 128 29.4 / 60.3 us,
+ * n = 512 29.7 / 172-175 us. */
 #define GEMM90_MIN_TOKENS 128
 static int use_wgmma(const bonsai_cuda *cu, const bonsai_cuda_matrix *w, size_t m)
 {
