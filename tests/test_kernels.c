@@ -25,6 +25,8 @@ typedef struct shape {
 static const shape shapes[] = {
     {1, 128, 1},  {3, 256, 1},   {17, 384, 2},  {64, 1024, 7},  {33, 512, 8},   {40, 256, 9},
     {5, 128, 33}, {130, 640, 17}, {16, 4096, 1}, {129, 128, 65}, {24, 256, 512}, {600, 256, 3},
+    {1000, 2048, 1}, /* one token: a row range per thread, 32-row passes plus a tail */
+    {100000, 128, 1}, /* one token, rows past 3 threads x one scratch tile: two rounds */
 };
 
 static const bonsai_type types[] = {BONSAI_TYPE_Q1_0_G128, BONSAI_TYPE_TQ2_0_G128,
