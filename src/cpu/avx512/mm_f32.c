@@ -19,13 +19,19 @@
  * are multiplied by the block's scale and accumulated in fp32.
  * k is walked in chunks of TABLES tables (16 KB, L1-resident): per chunk the
  * tables are built, then every 16-row pass runs over the chunk's blocks and
- * adds its sums into y (the first chunk stores). Every lane does the same
+ * adds its sums into y (the first chunk stores); each pass prefetches its
+ * chunk of the rows two passes on. Every lane does the same
  * operations in the same order, so a row's result does not depend on r0,
  * r1 or which lane it lands in; tokens are processed one at a time, so one
  * token per call and many give bitwise the same outputs. */
 #include "cpu/avx512/avx512_internal.h"
 
 #define TABLES 256 /* tables per k chunk: 16 KB of fp32 */
+/* A pass prefetches its chunk of the rows this many passes on: without it
+ * the weights of a cold matrix came in at 0.2 of the read roof (each chunk
+ * sweep reads 2-3 lines per row, too scattered for the hardware
+ * prefetcher); bench/NOTES.md "f32 prefetch". */
+#define PF_PASSES 2
 
 /* Q1 tables for n4 groups of 4 activations: tab[16 g + e]. */
 static void q1_tables(const float *x, size_t n4, float *tab)
@@ -95,9 +101,13 @@ AVX512_INLINE __m512 lookup8(__m512i v, const float *tab)
  * first block): lane i of the result = sum over the blocks of
  * d_b * (table sum of block b). */
 AVX512_INLINE __m512 pass(const uint8_t *base, size_t rb, size_t nb, const float *tab,
-                          const int tq2)
+                          const uint8_t *next, const int tq2)
 {
     const size_t block_bytes = tq2 ? TQ2_BLOCK_BYTES : Q1_BLOCK_BYTES;
+    if (next) /* the same chunk of the rows PF_PASSES passes on, every line */
+        for (size_t off = 0; off < nb * block_bytes + 63; off += 64) // [chunk bytes / 64]
+            UNROLL for (int i = 0; i < 16; i++)
+                _mm_prefetch((const char *)(next + i * rb + off), _MM_HINT_T0);
     const size_t qs_at = tq2 ? 0 : 2, d_at = tq2 ? 32 : 0;
     const int dwords = tq2 ? 8 : 4;
     /* the scales first: 16 x nb copies, done before the loop so that the
@@ -145,12 +155,14 @@ AVX512_INLINE void token(const uint8_t *w, size_t k, size_t r0, size_t r1, const
             const uint8_t *first = w + r * row_bytes + b0 * block_bytes;
             __m512 acc;
             if (n == 16) {
-                acc = pass(first, row_bytes, cb, tab, tq2);
+                const int ahead = r + (PF_PASSES + 1) * 16 <= r1;
+                acc = pass(first, row_bytes, cb, tab,
+                           ahead ? first + PF_PASSES * 16 * row_bytes : NULL, tq2);
             } else { /* the n rows' chunk, then copies of the last row */
                 uint8_t part[16][CHUNK_BLOCKS_MAX * TQ2_BLOCK_BYTES];
                 for (size_t i = 0; i < 16; i++)
                     memcpy(part[i], first + (i < n ? i : n - 1) * row_bytes, cb * block_bytes);
-                acc = pass(part[0], sizeof part[0], cb, tab, tq2);
+                acc = pass(part[0], sizeof part[0], cb, tab, NULL, tq2);
             }
             const __mmask16 keep = (__mmask16)((1u << n) - 1);
             float *out = y + (r - r0);
