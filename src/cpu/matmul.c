@@ -126,11 +126,13 @@ static void matmul_task(void *arg, size_t task, int worker)
 {
     const job *jb = arg;
     const size_t rows = jb->w->rows;
-    size_t r0 = (task % jb->row_tasks) * jb->rows_per_task;
-    size_t r1 = r0 + jb->rows_per_task < rows ? r0 + jb->rows_per_task : rows;
+    size_t r0, r1;
     if (jb->split_rows) {
         r0 = jb->row_bounds[task];
         r1 = jb->row_bounds[task + 1];
+    } else {
+        r0 = (task % jb->row_tasks) * jb->rows_per_task;
+        r1 = r0 + jb->rows_per_task < rows ? r0 + jb->rows_per_task : rows;
     }
     const size_t t0 = (task / jb->row_tasks) * jb->tokens_per_task;
     const size_t nt = t0 + jb->tokens_per_task < jb->m ? jb->tokens_per_task : jb->m - t0;
@@ -163,8 +165,8 @@ static size_t round_up(size_t v, size_t mult)
  * or as many such rounds as a scratch tile needs for the fused epilogues.
  * A range streams its weights with the kernel's prefetch running ahead the
  * whole way; every extra range costs a start from cold memory, which
- * measured more than the balance that many small ranges buy (bench/NOTES.md
- * "Decode: one range per thread"). A thread that is late for its range
+ * measured more than the balance that many small ranges buy (bench/NOTES.md,
+ * "Decode: where the time went, and one range per thread"). A thread that is late for its range
  * only delays the call: another thread claims the range when done. */
 static int split_gemv_rows(job *jb, size_t n_threads)
 {
