@@ -166,8 +166,9 @@ static size_t round_up(size_t v, size_t mult)
  * A range streams its weights with the kernel's prefetch running ahead the
  * whole way; every extra range costs a start from cold memory, which
  * measured more than the balance that many small ranges buy (bench/NOTES.md,
- * "Decode: where the time went, and one range per thread"). A thread that is late for its range
- * only delays the call: another thread claims the range when done. */
+ * "Decode: where the time went, and one range per thread"). A thread that
+ * is late for its range only delays the call: another thread claims the
+ * range when done. */
 static int split_gemv_rows(job *jb, size_t n_threads)
 {
     const size_t rows = jb->w->rows;
