@@ -41,28 +41,36 @@ void bonsai_attn_softmax(const bonsai_attn_group *g, float *scores, size_t strid
     }
 }
 
-/* dot product of n floats with 8 independent partial sums */
-static float dot(const float *a, const float *b, size_t n)
+/* Element i of a cache row, fp16 or fp32. */
+static inline float kv_at(const void *row, size_t i, const int f16)
+{
+    return f16 ? bonsai_fp16_to_fp32(((const uint16_t *)row)[i]) : ((const float *)row)[i];
+}
+
+/* dot product of n floats with a cache row, 8 independent partial sums */
+static inline float dot(const float *a, const void *b, size_t n, const int f16)
 {
     float acc[8] = {0};
     size_t i = 0;
     for (; i + 8 <= n; i += 8)
         for (int l = 0; l < 8; l++)
-            acc[l] += a[i + l] * b[i + l];
+            acc[l] += a[i + l] * kv_at(b, i + l, f16);
     float s = 0;
     for (; i < n; i++)
-        s += a[i] * b[i];
+        s += a[i] * kv_at(b, i, f16);
     return s + ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
 }
 
-static void group_portable(const bonsai_attn_group *g, const float *K, const float *V,
-                           uint32_t D, float scale, float *scores, size_t stride)
+static inline void group_portable(const bonsai_attn_group *g, const void *K, const void *V,
+                                  uint32_t D, float scale, float *scores, size_t stride,
+                                  const int f16)
 {
+    const size_t row_bytes = (size_t)D * (f16 ? sizeof(uint16_t) : sizeof(float));
     size_t n_max = 0;
     for (int r = 0; r < g->n_rows; r++) {
         float *s = scores + (size_t)r * stride;
         for (size_t j = 0; j < g->n_keys[r]; j++)
-            s[j] = dot(g->q[r], K + j * D, D) * scale;
+            s[j] = dot(g->q[r], (const char *)K + j * row_bytes, D, f16) * scale;
         n_max = g->n_keys[r] > n_max ? g->n_keys[r] : n_max;
     }
     float inv[BONSAI_ATTN_ROWS];
@@ -73,20 +81,33 @@ static void group_portable(const bonsai_attn_group *g, const float *K, const flo
         for (uint32_t i = 0; i < D; i++)
             o[i] = 0;
         for (size_t j = 0; j < g->n_keys[r]; j++) {
-            const float *v = V + j * D;
+            const void *v = (const char *)V + j * row_bytes;
             for (uint32_t i = 0; i < D; i++)
-                o[i] += p[j] * v[i];
+                o[i] += p[j] * kv_at(v, i, f16);
         }
         for (uint32_t i = 0; i < D; i++)
             o[i] *= inv[r];
     }
 }
 
+static void group_portable_f32(const bonsai_attn_group *g, const void *K, const void *V,
+                               uint32_t D, float scale, float *scores, size_t stride)
+{
+    group_portable(g, K, V, D, scale, scores, stride, 0);
+}
+
+static void group_portable_f16(const bonsai_attn_group *g, const void *K, const void *V,
+                               uint32_t D, float scale, float *scores, size_t stride)
+{
+    group_portable(g, K, V, D, scale, scores, stride, 1);
+}
+
 typedef struct attn_job {
     const bonsai_hparams *hp;
     uint32_t n_ctx, n_past;
-    size_t m, chunks, q_stride;
-    const float *q, *k, *v;
+    size_t m, chunks, q_stride, elem;
+    const float *q;
+    const void *k, *v;
     float *scores, *out;
     bonsai_attn_group_fn kernel;
 } attn_job;
@@ -99,8 +120,9 @@ static void attn_task(void *arg, size_t task, int worker)
     const uint32_t kvh = (uint32_t)(task / jb->chunks);
     const size_t t0 = (task % jb->chunks) * TOKENS_PER_TASK;
     const size_t t1 = t0 + TOKENS_PER_TASK < jb->m ? t0 + TOKENS_PER_TASK : jb->m;
-    const float *K = jb->k + (size_t)kvh * jb->n_ctx * D; /* [n_ctx][D] */
-    const float *V = jb->v + (size_t)kvh * jb->n_ctx * D;
+    const size_t head_bytes = (size_t)kvh * jb->n_ctx * D * jb->elem;
+    const void *K = (const char *)jb->k + head_bytes; /* [n_ctx][D] */
+    const void *V = (const char *)jb->v + head_bytes;
     float *scores = jb->scores + (size_t)worker * BONSAI_ATTN_ROWS * jb->n_ctx;
     const float scale = 1.0f / sqrtf((float)D);
     /* rows i = (t - t0) * G + hh, taken four at a time */
@@ -119,17 +141,18 @@ static void attn_task(void *arg, size_t task, int worker)
 }
 
 void bonsai_attention(bonsai_ctx *ctx, const bonsai_hparams *hp, uint32_t n_ctx, uint32_t n_past,
-                      size_t m, const float *q, size_t q_stride, const float *k_layer,
-                      const float *v_layer, float *scores, float *out)
+                      size_t m, const float *q, size_t q_stride, const void *k_layer,
+                      const void *v_layer, int kv_f16, float *scores, float *out)
 {
     attn_job jb = {.hp = hp, .n_ctx = n_ctx, .n_past = n_past, .m = m,
                    .chunks = (m + TOKENS_PER_TASK - 1) / TOKENS_PER_TASK, .q_stride = q_stride,
+                   .elem = kv_f16 ? sizeof(uint16_t) : sizeof(float),
                    .q = q, .k = k_layer, .v = v_layer, .scores = scores, .out = out,
-                   .kernel = group_portable};
+                   .kernel = kv_f16 ? group_portable_f16 : group_portable_f32};
 #ifdef BONSAI_HAVE_AVX2
     const bonsai_cpu_tier tier = bonsai_ctx_tier(ctx);
     if ((tier == BONSAI_TIER_AVX2 || tier == BONSAI_TIER_AVX512) && hp->head_dim % 16 == 0)
-        jb.kernel = bonsai_attn_group_avx2;
+        jb.kernel = kv_f16 ? bonsai_attn_group_avx2_f16 : bonsai_attn_group_avx2;
 #endif
     bonsai_pool_run(ctx->pool, (size_t)hp->n_kv_heads * jb.chunks, attn_task, &jb);
 }

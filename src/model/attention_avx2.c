@@ -1,5 +1,6 @@
 /* AVX2 + FMA attention kernel for one group of up to four query rows
- * sharing a KV head (contract in attention.h; D % 16 == 0). Each key row
+ * sharing a KV head (contract in attention.h; D % 16 == 0), over an fp32
+ * or (with F16C) an fp16 cache. Each key row
  * is loaded once for the four dot products; each value row once for the
  * four weighted sums, 16 dimensions at a time; the softmax's exponentials
  * are a vector polynomial. Compiled for AVX2 by
@@ -11,7 +12,15 @@
 #include <immintrin.h>
 #include <math.h>
 
-#define AVX2_FN __attribute__((target("avx2,fma")))
+#define AVX2_FN __attribute__((target("avx2,fma,f16c")))
+
+/* 8 elements of a cache row from element i, as floats. */
+AVX2_FN static inline __m256 load8(const void *row, size_t i, const int f16)
+{
+    if (f16)
+        return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)row + i)));
+    return _mm256_loadu_ps((const float *)row + i);
+}
 
 /* the four horizontal sums of a0..a3 */
 AVX2_FN static inline __m128 hsum4(__m256 a0, __m256 a1, __m256 a2, __m256 a3)
@@ -84,9 +93,11 @@ AVX2_FN static void softmax_avx2(const bonsai_attn_group *g, float *scores, size
     }
 }
 
-AVX2_FN void bonsai_attn_group_avx2(const bonsai_attn_group *g, const float *K, const float *V,
-                                    uint32_t D, float scale, float *scores, size_t stride)
+AVX2_FN static inline void group(const bonsai_attn_group *g, const void *K, const void *V,
+                                  uint32_t D, float scale, float *scores, size_t stride,
+                                  const int f16)
 {
+    const size_t row_bytes = (size_t)D * (f16 ? sizeof(uint16_t) : sizeof(float));
     const float *q[BONSAI_ATTN_ROWS];
     size_t n_max = 0;
     for (int r = 0; r < BONSAI_ATTN_ROWS; r++) {
@@ -99,14 +110,14 @@ AVX2_FN void bonsai_attn_group_avx2(const bonsai_attn_group *g, const float *K, 
      * prefetched a few rows ahead and each value row into L2 while the
      * scores are computed; the value pass then waits on no memory. */
     for (size_t j = 0; j < n_max; j++) {
-        const float *k = K + j * D;
-        for (uint32_t d = 0; d < D; d += 16) {
-            _mm_prefetch((const char *)(k + 4 * (size_t)D + d), _MM_HINT_T0);
-            _mm_prefetch((const char *)(V + j * D + d), _MM_HINT_T1);
+        const char *k = (const char *)K + j * row_bytes;
+        for (size_t off = 0; off < row_bytes; off += 64) {
+            _mm_prefetch(k + 4 * row_bytes + off, _MM_HINT_T0);
+            _mm_prefetch((const char *)V + j * row_bytes + off, _MM_HINT_T1);
         }
         __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
         for (uint32_t d = 0; d < D; d += 8) {
-            const __m256 kv = _mm256_loadu_ps(k + d);
+            const __m256 kv = load8(k, d, f16);
             a0 = _mm256_fmadd_ps(_mm256_loadu_ps(q[0] + d), kv, a0);
             a1 = _mm256_fmadd_ps(_mm256_loadu_ps(q[1] + d), kv, a1);
             a2 = _mm256_fmadd_ps(_mm256_loadu_ps(q[2] + d), kv, a2);
@@ -127,7 +138,8 @@ AVX2_FN void bonsai_attn_group_avx2(const bonsai_attn_group *g, const float *K, 
         __m256 o00 = _mm256_setzero_ps(), o01 = o00, o10 = o00, o11 = o00;
         __m256 o20 = o00, o21 = o00, o30 = o00, o31 = o00;
         for (size_t j = 0; j < n_max; j++) {
-            const __m256 v0 = _mm256_loadu_ps(V + j * D + d), v1 = _mm256_loadu_ps(V + j * D + d + 8);
+            const char *v = (const char *)V + j * row_bytes;
+            const __m256 v0 = load8(v, d, f16), v1 = load8(v, d + 8, f16);
             __m256 w = _mm256_broadcast_ss(p[0] + j);
             o00 = _mm256_fmadd_ps(w, v0, o00);
             o01 = _mm256_fmadd_ps(w, v1, o01);
@@ -148,5 +160,16 @@ AVX2_FN void bonsai_attn_group_avx2(const bonsai_attn_group *g, const float *K, 
             _mm256_storeu_ps(g->out[r] + d + 8, _mm256_mul_ps(hi[r], s));
         }
     }
+}
+AVX2_FN void bonsai_attn_group_avx2(const bonsai_attn_group *g, const void *K, const void *V,
+                                    uint32_t D, float scale, float *scores, size_t stride)
+{
+    group(g, K, V, D, scale, scores, stride, 0);
+}
+
+AVX2_FN void bonsai_attn_group_avx2_f16(const bonsai_attn_group *g, const void *K, const void *V,
+                                        uint32_t D, float scale, float *scores, size_t stride)
+{
+    group(g, K, V, D, scale, scores, stride, 1);
 }
 #endif

@@ -155,8 +155,13 @@ static void qk_norm_rope_store(const pass *p, const void *arg, size_t t0, size_t
         const size_t pos = (size_t)s->n_past + t;
         for (uint32_t g = 0; g < KV; g++) {
             const size_t off = layer_off + ((size_t)g * s->n_ctx + pos) * D;
-            memcpy(s->k_cache + off, k + (size_t)g * D, D * sizeof(float));
-            memcpy(s->v_cache + off, v + (size_t)g * D, D * sizeof(float));
+            if (s->kv_f16) {
+                p->ctx->kernels->fp32_to_fp16(k + (size_t)g * D, (uint16_t *)s->k_cache + off, D);
+                p->ctx->kernels->fp32_to_fp16(v + (size_t)g * D, (uint16_t *)s->v_cache + off, D);
+            } else {
+                memcpy((float *)s->k_cache + off, k + (size_t)g * D, D * sizeof(float));
+                memcpy((float *)s->v_cache + off, v + (size_t)g * D, D * sizeof(float));
+            }
         }
     }
 }
@@ -187,9 +192,11 @@ static bonsai_status layer_pass(const pass *p, size_t il)
             return st;
     }
     for_tokens(p, qk_norm_rope_store, &qa);
-    const size_t layer_off = il * (size_t)hp->n_kv_heads * s->n_ctx * hp->head_dim;
+    const size_t layer_bytes = il * (size_t)hp->n_kv_heads * s->n_ctx * hp->head_dim *
+                               (s->kv_f16 ? sizeof(uint16_t) : sizeof(float));
     bonsai_attention(p->ctx, hp, s->n_ctx, s->n_past, m, lay->q, lay->q_stride,
-                     s->k_cache + layer_off, s->v_cache + layer_off, s->scores, s->att);
+                     (const char *)s->k_cache + layer_bytes, (const char *)s->v_cache + layer_bytes,
+                     s->kv_f16, s->scores, s->att);
     if ((st = linear(p, &L->wo, s->att, 0, 1, s->x)) != BONSAI_OK)
         return st;
 

@@ -1,7 +1,9 @@
-/* bonsai_session: the KV cache ([layer][kv_head][n_ctx][head_dim] fp32 for
- * K and for V) and the activation buffers of a forward pass, which grow to
- * the largest token count seen (at most BONSAI_MODEL_MAX_CHUNK). The cache
- * is allocated untouched: pages are committed as positions are written. */
+/* bonsai_session: the KV cache ([layer][kv_head][n_ctx][head_dim] for K and
+ * for V; fp16 in q8 mode, whose error budget it fits and whose decode reads
+ * the cache at every step, fp32 in f32 mode) and the activation buffers of
+ * a forward pass, which grow to the largest token count seen (at most
+ * BONSAI_MODEL_MAX_CHUNK). The cache is allocated untouched: pages are
+ * committed as positions are written. */
 #include <stdlib.h>
 
 #include "core/alloc.h"
@@ -34,12 +36,14 @@ bonsai_status bonsai_session_create(bonsai_model *m, bonsai_session **out)
         return bonsai_fail(BONSAI_ERR_OUT_OF_MEMORY, "session: out of memory");
     s->model = m;
     s->n_ctx = m->n_ctx;
+    s->kv_f16 = m->params.act_mode == BONSAI_ACT_Q8;
+    const size_t elem = s->kv_f16 ? sizeof(uint16_t) : sizeof(float);
     size_t per_layer, cache;
     int ok = bonsai_mul_size((size_t)hp->n_kv_heads * hp->head_dim, s->n_ctx, &per_layer) &&
              bonsai_mul_size(per_layer, hp->n_layers, &cache);
     if (ok) {
-        s->k_cache = bonsai_alloc_array(cache, sizeof(float));
-        s->v_cache = bonsai_alloc_array(cache, sizeof(float));
+        s->k_cache = bonsai_alloc_array(cache, elem);
+        s->v_cache = bonsai_alloc_array(cache, elem);
         s->scores = bonsai_alloc_array((size_t)bonsai_ctx_n_threads(m->ctx) * BONSAI_ATTN_ROWS * s->n_ctx,
                                        sizeof(float));
     }
@@ -47,8 +51,9 @@ bonsai_status bonsai_session_create(bonsai_model *m, bonsai_session **out)
         bonsai_session_free(s);
         return bonsai_fail(BONSAI_ERR_OUT_OF_MEMORY,
                            "session: no memory for a KV cache of %u positions x %u layers x %u "
-                           "kv heads x %u (2 x fp32)",
-                           m->n_ctx, hp->n_layers, hp->n_kv_heads, hp->head_dim);
+                           "kv heads x %u (2 x %s)",
+                           m->n_ctx, hp->n_layers, hp->n_kv_heads, hp->head_dim,
+                           s->kv_f16 ? "fp16" : "fp32");
     }
     *out = s;
     return BONSAI_OK;

@@ -59,7 +59,9 @@ struct bonsai_model {
 struct bonsai_session {
     bonsai_model *model;
     uint32_t n_ctx, n_past;
-    float *k_cache, *v_cache; /* [L][KV][n_ctx][D] */
+    /* [L][KV][n_ctx][D]: fp16 in q8 mode (kv_f16), fp32 in f32 mode */
+    void *k_cache, *v_cache;
+    int kv_f16;
     /* activations for up to cap tokens, grown on demand */
     size_t cap;
     float *x;    /* [cap][E] residual stream */
@@ -87,10 +89,10 @@ void bonsai_rope_apply(float *v, size_t n_heads, uint32_t head_dim, const float 
 /* attention.c: causal GQA attention of m query tokens at positions
  * n_past .. n_past + m - 1 over a layer's cache (which already holds them).
  * q: token t's heads at q + t * q_stride; out [m][H*D];
- * k_layer, v_layer [KV][n_ctx][D]. */
+ * k_layer, v_layer [KV][n_ctx][D], fp16 when kv_f16, else fp32. */
 void bonsai_attention(bonsai_ctx *ctx, const bonsai_hparams *hp, uint32_t n_ctx, uint32_t n_past,
-                      size_t m, const float *q, size_t q_stride, const float *k_layer,
-                      const float *v_layer, float *scores, float *out);
+                      size_t m, const float *q, size_t q_stride, const void *k_layer,
+                      const void *v_layer, int kv_f16, float *scores, float *out);
 
 /* kv_cache.c: makes the activation buffers hold m tokens. */
 bonsai_status bonsai_session_reserve(bonsai_session *s, size_t m);
