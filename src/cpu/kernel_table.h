@@ -22,9 +22,9 @@ typedef void (*bonsai_mm_q8_fn)(const void *w, size_t k, size_t r0, size_t r1,
 /* k floats (k % 128 == 0) -> k/128 q8 blocks. */
 typedef void (*bonsai_quantize_q8_fn)(const float *x, size_t k, bonsai_block_q8 *out);
 typedef void (*bonsai_fp16_to_fp32_fn)(const uint16_t *src, float *dst, size_t n);
+typedef void (*bonsai_fp32_to_fp16_fn)(const float *src, uint16_t *dst, size_t n);
 /* h = silu(g) * u, the SwiGLU epilogue; n elements, any n. */
 typedef void (*bonsai_silu_mul_fn)(const float *g, const float *u, float *h, size_t n);
-typedef void (*bonsai_fp32_to_fp16_fn)(const float *src, uint16_t *dst, size_t n);
 
 /* An optional one-token q8 path that first turns the activations into
  * lookup tables, once per call: prep fills bytes_per_k * k bytes (64-byte
