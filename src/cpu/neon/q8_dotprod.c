@@ -24,24 +24,28 @@ static inline int32_t dot128(const int8x16_t w[8], const int8_t *q)
 }
 
 static inline __attribute__((always_inline)) void
-q1_q8_row(const uint8_t *row, const bonsai_block_q8 *x, size_t nb, const int nt, float *y,
-          size_t ldy)
+q8_row(const uint8_t *row, const bonsai_block_q8 *x, size_t nb, const int nt, float *y,
+       size_t ldy, const int tq2)
 {
     float acc[NEON_TOKEN_GROUP] = {0, 0, 0, 0};
     for (size_t b = 0; b < nb; b++) { // [k / 128]
-        const uint8_t *blk = row + b * Q1_BLOCK_BYTES;
-        uint8x16_t m[8];
-        neon_q1_masks(blk + 2, m);
-        int8x16_t neg_one_at_set[8];
+        const uint8_t *blk = row + b * (tq2 ? TQ2_BLOCK_BYTES : Q1_BLOCK_BYTES);
+        int8x16_t wv[8]; /* TQ2: weights; Q1: -1 where a bit is set, else 0 */
+        if (tq2) {
+            neon_tq2_weights(blk, wv);
+        } else {
+            uint8x16_t m[8];
+            neon_q1_masks(blk + 2, m);
 #pragma GCC unroll 8
-        for (int c = 0; c < 8; c++)
-            neg_one_at_set[c] = vreinterpretq_s8_u8(m[c]);
-        const float dw = neon_load_fp16(blk);
+            for (int c = 0; c < 8; c++)
+                wv[c] = vreinterpretq_s8_u8(m[c]);
+        }
+        const float dw = neon_load_fp16(blk + (tq2 ? 32 : 0));
 #pragma GCC unroll 4
         for (int t = 0; t < nt; t++) {
             const bonsai_block_q8 *xb = x + (size_t)t * nb + b;
-            const int32_t neg_set_sum = dot128(neg_one_at_set, xb->qs);
-            acc[t] += dw * xb->d * (float)(-2 * neg_set_sum - xb->sum);
+            const int32_t s = dot128(wv, xb->qs); /* Q1: -sum over set bits */
+            acc[t] += dw * xb->d * (float)(tq2 ? s : -2 * s - xb->sum);
         }
     }
 #pragma GCC unroll 4
@@ -49,62 +53,35 @@ q1_q8_row(const uint8_t *row, const bonsai_block_q8 *x, size_t nb, const int nt,
         y[(size_t)t * ldy] = acc[t];
 }
 
-void bonsai_neon_mm_q8_q1_0_g128_dotprod(const void *w, size_t k, size_t r0, size_t r1,
-                                         const bonsai_block_q8 *x, size_t m, float *y, size_t ldy)
+static inline __attribute__((always_inline)) void
+mm_q8(const void *w, size_t k, size_t r0, size_t r1, const bonsai_block_q8 *x, size_t m, float *y,
+      size_t ldy, const int tq2)
 {
-    const size_t nb = k / BONSAI_QK;
+    const size_t nb = k / BONSAI_QK, row_bytes = nb * (tq2 ? TQ2_BLOCK_BYTES : Q1_BLOCK_BYTES);
     for (size_t r = r0; r < r1; r++) {
-        const uint8_t *row = (const uint8_t *)w + r * nb * Q1_BLOCK_BYTES;
+        const uint8_t *row = (const uint8_t *)w + r * row_bytes;
         float *yr = y + (r - r0);
         size_t t = 0;
         for (; t + NEON_TOKEN_GROUP <= m; t += NEON_TOKEN_GROUP)
-            q1_q8_row(row, x + t * nb, nb, NEON_TOKEN_GROUP, yr + t * ldy, ldy);
+            q8_row(row, x + t * nb, nb, NEON_TOKEN_GROUP, yr + t * ldy, ldy, tq2);
         switch (m - t) {
-        case 3: q1_q8_row(row, x + t * nb, nb, 3, yr + t * ldy, ldy); break;
-        case 2: q1_q8_row(row, x + t * nb, nb, 2, yr + t * ldy, ldy); break;
-        case 1: q1_q8_row(row, x + t * nb, nb, 1, yr + t * ldy, ldy); break;
+        case 3: q8_row(row, x + t * nb, nb, 3, yr + t * ldy, ldy, tq2); break;
+        case 2: q8_row(row, x + t * nb, nb, 2, yr + t * ldy, ldy, tq2); break;
+        case 1: q8_row(row, x + t * nb, nb, 1, yr + t * ldy, ldy, tq2); break;
         default: break;
         }
     }
 }
 
-static inline __attribute__((always_inline)) void
-tq2_q8_row(const uint8_t *row, const bonsai_block_q8 *x, size_t nb, const int nt, float *y,
-           size_t ldy)
+void bonsai_neon_mm_q8_q1_0_g128_dotprod(const void *w, size_t k, size_t r0, size_t r1,
+                                         const bonsai_block_q8 *x, size_t m, float *y, size_t ldy)
 {
-    float acc[NEON_TOKEN_GROUP] = {0, 0, 0, 0};
-    for (size_t b = 0; b < nb; b++) { // [k / 128]
-        const uint8_t *blk = row + b * TQ2_BLOCK_BYTES;
-        int8x16_t wv[8];
-        neon_tq2_weights(blk, wv);
-        const float dw = neon_load_fp16(blk + 32);
-#pragma GCC unroll 4
-        for (int t = 0; t < nt; t++) {
-            const bonsai_block_q8 *xb = x + (size_t)t * nb + b;
-            acc[t] += dw * xb->d * (float)dot128(wv, xb->qs);
-        }
-    }
-#pragma GCC unroll 4
-    for (int t = 0; t < nt; t++)
-        y[(size_t)t * ldy] = acc[t];
+    mm_q8(w, k, r0, r1, x, m, y, ldy, 0);
 }
 
 void bonsai_neon_mm_q8_tq2_0_g128_dotprod(const void *w, size_t k, size_t r0, size_t r1,
                                           const bonsai_block_q8 *x, size_t m, float *y,
                                           size_t ldy)
 {
-    const size_t nb = k / BONSAI_QK;
-    for (size_t r = r0; r < r1; r++) {
-        const uint8_t *row = (const uint8_t *)w + r * nb * TQ2_BLOCK_BYTES;
-        float *yr = y + (r - r0);
-        size_t t = 0;
-        for (; t + NEON_TOKEN_GROUP <= m; t += NEON_TOKEN_GROUP)
-            tq2_q8_row(row, x + t * nb, nb, NEON_TOKEN_GROUP, yr + t * ldy, ldy);
-        switch (m - t) {
-        case 3: tq2_q8_row(row, x + t * nb, nb, 3, yr + t * ldy, ldy); break;
-        case 2: tq2_q8_row(row, x + t * nb, nb, 2, yr + t * ldy, ldy); break;
-        case 1: tq2_q8_row(row, x + t * nb, nb, 1, yr + t * ldy, ldy); break;
-        default: break;
-        }
-    }
+    mm_q8(w, k, r0, r1, x, m, y, ldy, 1);
 }
