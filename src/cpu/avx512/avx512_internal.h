@@ -58,12 +58,6 @@ AVX512_INLINE __mmask64 load_mask64(const uint8_t *p)
     return _cvtu64_mask64(v);
 }
 
-/* fp16 scale at p, broadcast to 16 fp32 lanes. */
-AVX512_INLINE __m512 load_scale16(const uint8_t *p)
-{
-    return _mm512_cvtph_ps(_mm256_set1_epi16((short)load_u16(p)));
-}
-
 /* Four vectors whose 128-bit lane L holds partial sums of row L (one vector
  * per token t): lane 4L + t of the result = sum of that 128-bit lane of
  * a[t]. Exact (int32); 9 shuffles and adds. */

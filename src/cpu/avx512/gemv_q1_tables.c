@@ -182,8 +182,9 @@ AVX512_INLINE void pass(const uint8_t *base, size_t rb, int R, int prefetch,
 
 /* Passes outer, k chunks inner: a pass's rows are streamed in full, in
  * address order, before the next pass (chunks outer re-walked every row
- * once per chunk: 2048x6144 cold 66 -> see NOTES). y[i] holds chunk 0's
- * sum, then y[i] + each next chunk's: the order the GEMM sums in. */
+ * once per chunk; 2048x6144 cold went 73-79 -> 67-76 us, bench/NOTES.md
+ * "Decode: where the time went"). y[i] holds chunk 0's sum, then y[i] +
+ * each next chunk's: the order the GEMM sums in. */
 void bonsai_avx512_gemv_q8_q1(const void *w, size_t k, size_t r0, size_t r1,
                               const bonsai_block_q8 *x, const void *tables, float *y)
 {

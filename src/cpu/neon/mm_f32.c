@@ -20,16 +20,11 @@ f32_row(const uint8_t *row, const float *x, size_t k, const int nt, float *y, si
     for (size_t b = 0; b < nb; b++) { // [k / 128]
         const uint8_t *blk = row + b * (tq2 ? TQ2_BLOCK_BYTES : Q1_BLOCK_BYTES);
         int8x16_t wv[8];
-        if (tq2) {
-            neon_tq2_weights(blk, wv);
-        } else {
-            uint8x16_t m[8];
-            neon_q1_masks(blk + 2, m);
+        const float dw = neon_block_s8(blk, wv, tq2);
+        if (!tq2) /* bit masks -> +1 where set, -1 where clear */
 #pragma GCC unroll 8
             for (int c = 0; c < 8; c++)
-                wv[c] = vbslq_s8(m[c], vdupq_n_s8(1), vdupq_n_s8(-1));
-        }
-        const float dw = neon_load_fp16(blk + (tq2 ? 32 : 0));
+                wv[c] = vbslq_s8(vreinterpretq_u8_s8(wv[c]), vdupq_n_s8(1), vdupq_n_s8(-1));
 #pragma GCC unroll 8
         for (int c = 0; c < 8; c++)
             neon_f32_chunk(wv[c], dw, x, k, b * BONSAI_QK + 16 * (size_t)c, nt, acc);

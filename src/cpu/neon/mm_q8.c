@@ -22,17 +22,8 @@ q8_row(const uint8_t *row, const bonsai_block_q8 *x, size_t nb, const int nt, fl
     float acc[NEON_TOKEN_GROUP] = {0, 0, 0, 0};
     for (size_t b = 0; b < nb; b++) { // [k / 128]
         const uint8_t *blk = row + b * (tq2 ? TQ2_BLOCK_BYTES : Q1_BLOCK_BYTES);
-        int8x16_t wv[8]; /* TQ2: weights; Q1: byte masks of the set bits */
-        if (tq2) {
-            neon_tq2_weights(blk, wv);
-        } else {
-            uint8x16_t m[8];
-            neon_q1_masks(blk + 2, m);
-#pragma GCC unroll 8
-            for (int c = 0; c < 8; c++)
-                wv[c] = vreinterpretq_s8_u8(m[c]);
-        }
-        const float dw = neon_load_fp16(blk + (tq2 ? 32 : 0));
+        int8x16_t wv[8]; /* TQ2: weights; Q1: -1 where a bit is set, else 0 */
+        const float dw = neon_block_s8(blk, wv, tq2);
 #pragma GCC unroll 4
         for (int t = 0; t < nt; t++) {
             const bonsai_block_q8 *xb = x + (size_t)t * nb + b;

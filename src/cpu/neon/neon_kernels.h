@@ -83,6 +83,24 @@ static inline void neon_tq2_weights(const uint8_t *qs, int8x16_t w[8])
     }
 }
 
+/* One block's 128 weights as int8 in weight order, and its scale d:
+ * TQ2_0_g128 the weights -1/0/+1 (neon_tq2_weights); Q1_0_g128 the bit masks
+ * as int8, -1 where the bit is set (weight +d) and 0 where clear (-d). */
+static inline __attribute__((always_inline)) float neon_block_s8(const uint8_t *blk,
+                                                                 int8x16_t w[8], const int tq2)
+{
+    if (tq2) {
+        neon_tq2_weights(blk, w);
+        return neon_load_fp16(blk + 32);
+    }
+    uint8x16_t m[8];
+    neon_q1_masks(blk + 2, m);
+#pragma GCC unroll 8
+    for (int c = 0; c < 8; c++)
+        w[c] = vreinterpretq_s8_u8(m[c]);
+    return neon_load_fp16(blk);
+}
+
 /* 16 int8 weights times d -> 4 x 4 floats (exact: the weights are small
  * integers). */
 static inline void neon_weights_to_f32(int8x16_t w, float d, float32x4_t out[4])
