@@ -12,10 +12,16 @@
  *     like mm_q8.
  *   q8 one token per call (GEMV; Q1 through its tables) == all tokens in
  *     one call (GEMM) == the other path, bitwise.
+ *   Q1 packed into 32-row panels (pack, in two calls over panel ranges):
+ *     the GEMV on the panels == the table GEMV on the file layout, bitwise,
+ *     for row ranges starting at 0 and at a panel edge, with partial last
+ *     panels and multi-chunk k; every byte of the panel buffer written, the
+ *     rows past the matrix's last zero.
  *   quantize_q8: bit-identical to bonsai_ref_quantize_q8.
  *   fp16 <-> fp32: equal to src/core/fp16.c for every half and for random
  *     and edge floats (NaN only checked to stay NaN), every tail length.
  * Skipped where the tier is not built or the CPU lacks it (VNNI apart). */
+#include <math.h>
 #include <string.h>
 
 #include "bonsai/bonsai.h"
@@ -188,6 +194,58 @@ static void check_q8_consistent(const bonsai_cpu_kernels *kt, const bonsai_cpu_k
     free(alt);
 }
 
+/* The panel GEMV (gemv_packed) against the file-layout table GEMV. */
+static void check_packed(const bonsai_cpu_kernels *kt, const char *path, size_t rows, size_t k)
+{
+    const bonsai_gemv_tables_kernels *gt = &kt->gemv_tables[BONSAI_TYPE_Q1_0_G128];
+    size_t bytes;
+    uint8_t *w = random_weights(BONSAI_TYPE_Q1_0_G128, rows, k, 0, &bytes);
+    const size_t nb = k / 128, panels = (rows + 31) / 32, pbytes = gt->packed_bytes(rows, k);
+    CHECK(gt->pack_rows == 32 && pbytes == panels * nb * 576, "%s packed bytes %zux%zu: %zu",
+          path, rows, k, pbytes);
+    uint8_t *packed = bonsai_alloc_array(1, pbytes);
+    memset(packed, 0xA5, pbytes);
+    gt->pack(w, rows, k, 0, panels / 2, packed);
+    gt->pack(w, rows, k, panels / 2, panels, packed);
+    /* the last panel's missing rows: zero bits (16-bit lanes >= R of each
+     * of the 8 vectors) and zero scales */
+    const size_t R = rows - (panels - 1) * 32;
+    int pad_zero = 1;
+    for (size_t b = 0; b < nb; b++) {
+        const uint8_t *blk = packed + ((panels - 1) * nb + b) * 576;
+        for (size_t v = 0; v < 9; v++)
+            for (size_t i = R; i < 32; i++)
+                pad_zero &= blk[64 * v + 2 * i] == 0 && blk[64 * v + 2 * i + 1] == 0;
+    }
+    CHECK(pad_zero, "%s packed %zux%zu: rows past the last are not zero", path, rows, k);
+    float *x = malloc(k * sizeof *x);
+    for (size_t i = 0; i < k; i++)
+        x[i] = rng_normal();
+    bonsai_block_q8 *xq = malloc(nb * sizeof *xq);
+    bonsai_ref_quantize_q8(x, k, xq);
+    void *t = bonsai_alloc_array(1, gt->bytes_per_k * k);
+    gt->prep(xq, k, t);
+    float *want = malloc(rows * sizeof *want), *got = malloc(rows * sizeof *got);
+    const size_t ranges[][2] = {{0, rows}, {rows > 32 ? 32 : 0, rows}, {0, rows < 40 ? rows : 40}};
+    for (size_t i = 0; i < sizeof ranges / sizeof ranges[0]; i++) {
+        const size_t r0 = ranges[i][0], r1 = ranges[i][1];
+        gt->gemv(w, k, r0, r1, xq, t, want);
+        for (size_t r = 0; r < rows; r++)
+            got[r] = NAN;
+        gt->gemv_packed(packed, k, r0, r1, xq, t, got);
+        CHECK(memcmp(want, got, (r1 - r0) * sizeof *got) == 0 && isnan(got[r1 - r0 < rows ? r1 - r0 : 0]) == (r1 - r0 < rows),
+              "%s packed GEMV %zux%zu rows [%zu, %zu): differs from the file-layout GEMV or "
+              "writes past its rows", path, rows, k, r0, r1);
+    }
+    free(w);
+    bonsai_free(packed);
+    free(x);
+    free(xq);
+    bonsai_free(t);
+    free(want);
+    free(got);
+}
+
 static void check_quantize(const bonsai_cpu_kernels *kt, const char *path)
 {
     const size_t nb = 6, k = nb * 128;
@@ -301,6 +359,10 @@ static void check_path(int vnni)
         check_q8_consistent(&kt, o, path, types[ti], 16, 128, 3);
         check_q8_consistent(&kt, o, path, types[ti], 100, 4224, 5);
     }
+    static const size_t packed_shapes[][2] = {{1, 128},   {31, 256},  {33, 4224}, {64, 128},
+                                              {100, 8320}, {70, 4096}, {32, 384}};
+    for (size_t i = 0; i < sizeof packed_shapes / sizeof packed_shapes[0]; i++)
+        check_packed(&kt, path, packed_shapes[i][0], packed_shapes[i][1]);
     for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++)
         for (size_t ci = 0; ci < sizeof mm_cases / sizeof mm_cases[0]; ci++)
             for (int q8 = 0; q8 <= 1; q8++)

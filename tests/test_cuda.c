@@ -55,7 +55,8 @@ static host_matrix make_matrix(bonsai_type type, size_t rows, size_t k)
     for (size_t i = 0; i < rows * k; i++)
         h.w64[i] = wf[i];
     free(wf);
-    h.m = (bonsai_matrix){type, rows, k, h.data, bytes, "test matrix"};
+    h.m = (bonsai_matrix){.type = type, .rows = rows, .k = k, .data = h.data, .data_bytes = bytes,
+                          .name = "test matrix"};
     return h;
 }
 

@@ -24,7 +24,8 @@ static void expect(bonsai_status got, bonsai_status want, const char *needle, co
 
 static void test_matmul_errors(fixture *f)
 {
-    const bonsai_matrix good = {BONSAI_TYPE_Q1_0_G128, 4, 256, f->w, sizeof f->w, "blk.3.ffn_up.weight"};
+    const bonsai_matrix good = {.type = BONSAI_TYPE_Q1_0_G128, .rows = 4, .k = 256, .data = f->w,
+                               .data_bytes = sizeof f->w, .name = "blk.3.ffn_up.weight"};
     bonsai_matrix w = good;
     expect(bonsai_matmul_f32(f->ctx, &good, f->x, 512, 2, f->y, 8), BONSAI_OK, NULL, "valid call");
 

@@ -169,8 +169,10 @@ static void problem_free(problem *p)
 static bonsai_status run_op(bonsai_ctx *ctx, const problem *p, op_kind op, int q8, float *y)
 {
     const shape s = p->s;
-    bonsai_matrix w = {p->type, s.rows, s.k, p->w, p->bytes, "test.w"};
-    bonsai_matrix w2 = {p->type, s.rows, s.k, p->w2, p->bytes, "test.up"};
+    bonsai_matrix w = {.type = p->type, .rows = s.rows, .k = s.k, .data = p->w, .data_bytes = p->bytes,
+                       .name = "test.w"};
+    bonsai_matrix w2 = {.type = p->type, .rows = s.rows, .k = s.k, .data = p->w2, .data_bytes = p->bytes,
+                        .name = "test.up"};
     size_t ny = s.m * s.rows, nb = s.m * s.k / 128;
     if (op == OP_ADD)
         memcpy(y, p->y0, ny * sizeof(float));

@@ -11,7 +11,9 @@
  *   head_dim from hidden / heads when key_length is absent; Q, K, V back
  *   to back in the file (one fused matmul) and apart (three); 1-bit and
  *   ternary (tq2_0_g128) weights;
- *   the context bound is refused with CONTEXT_FULL and nothing written.
+ *   the context bound is refused with CONTEXT_FULL and nothing written;
+ *   weights packed for decode (the default) and read from the file's
+ *   layout (pack_weights = 0) give bitwise the same logits.
  * The token stream is fixed random ids (teacher forcing), so one diverging
  * token does not change every later step. */
 #include <string.h>
@@ -39,10 +41,13 @@ static const named_config configs[] = {
 
 static char tmp_path[256];
 
+static int pack_weights = 1;
+
 static bonsai_model *load(const char *path, bonsai_cpu_tier tier, bonsai_act_mode mode,
                           uint32_t n_ctx, int n_threads)
 {
     bonsai_model_params p = bonsai_model_default_params();
+    p.pack_weights = pack_weights;
     p.tier = tier;
     p.act_mode = mode;
     p.n_ctx = n_ctx;
@@ -180,6 +185,36 @@ static void prefill_vs_decode(const fx_model *fm, const char *name, bonsai_act_m
     bonsai_model_free(m);
 }
 
+/* Decode with packed weights against decode from the file's layout. */
+static void packed_vs_file(const fx_model *fm, const char *name)
+{
+    const size_t V = fm->cfg.n_vocab;
+    bonsai_model *m[2];
+    bonsai_session *s[2] = {NULL, NULL};
+    float *l[2];
+    for (int i = 0; i < 2; i++) {
+        pack_weights = i == 0;
+        m[i] = load(tmp_path, BONSAI_TIER_AUTO, BONSAI_ACT_Q8, 32, 2);
+        if (m[i])
+            bonsai_session_create(m[i], &s[i]);
+        l[i] = poisoned(V);
+    }
+    pack_weights = 1;
+    int same = m[0] && m[1];
+    for (size_t step = 0; step < 16 && same; step++) {
+        const int32_t tok = (int32_t)(rng_u64() % V);
+        same = bonsai_session_decode(s[0], tok, l[0], V) == BONSAI_OK &&
+               bonsai_session_decode(s[1], tok, l[1], V) == BONSAI_OK &&
+               memcmp(l[0], l[1], V * sizeof *l[0]) == 0;
+    }
+    CHECK(same, "%s: q8 decode with packed weights differs from the file layout's", name);
+    for (int i = 0; i < 2; i++) {
+        bonsai_session_free(s[i]);
+        bonsai_model_free(m[i]);
+        free(l[i]);
+    }
+}
+
 /* A prompt longer than one pass (BONSAI_MODEL_MAX_CHUNK = 512) in f32,
  * final logits against the reference. */
 static void long_prefill(const fx_model *fm)
@@ -265,6 +300,7 @@ int main(void)
         }
         prefill_vs_decode(fm, nc->name, BONSAI_ACT_F32, 20);
         prefill_vs_decode(fm, nc->name, BONSAI_ACT_Q8, 20);
+        packed_vs_file(fm, nc->name);
         if (ci == 0) {
             prefill_vs_decode(fm, nc->name, BONSAI_ACT_Q8, 1);
             prefill_vs_decode(fm, nc->name, BONSAI_ACT_Q8, 70);

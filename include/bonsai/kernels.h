@@ -75,6 +75,11 @@ typedef struct bonsai_matrix {
     const void *data;     /* rows * k / 128 blocks */
     size_t data_bytes;    /* size of the buffer at data, checked */
     const char *name;     /* for error messages; may be NULL */
+    /* Set by bonsai_matrix_pack, else zero: a copy of the weights in the
+     * layout (id packed_layout) of one tier's one-token q8 kernel. */
+    void *packed;
+    size_t packed_bytes;
+    int packed_layout;
 } bonsai_matrix;
 
 /* One 128-element block of int8 activations: x[j] ~= d * qs[j];
@@ -103,6 +108,17 @@ bonsai_status bonsai_matmul_add_f32(bonsai_ctx *ctx, const bonsai_matrix *w, con
 bonsai_status bonsai_matmul_add_q8(bonsai_ctx *ctx, const bonsai_matrix *w,
                                    const bonsai_block_q8 *x, size_t x_blocks, size_t m,
                                    float *y, size_t y_len);
+/* Optional, for decode speed: copies w's weights into the layout the
+ * context's one-token q8 kernel reads fastest (AVX-512, Q1_0_G128: 32-row
+ * panels, src/cpu/avx512/gemv_q1_panels.c), using the context's threads.
+ * Afterwards one-token q8 matmuls on w (with any context of the same tier)
+ * read the copy, with bitwise the same results; everything else still
+ * reads w->data. Where the tier has no such layout it returns BONSAI_OK
+ * and leaves w as it was. Costs w's weight bytes again in memory. */
+bonsai_status bonsai_matrix_pack(bonsai_ctx *ctx, bonsai_matrix *w);
+/* Frees the copy (no-op when there is none). */
+void bonsai_matrix_unpack(bonsai_matrix *w);
+
 /* gate and up must have the same type and shape; h is [m][rows]. */
 bonsai_status bonsai_matmul_swiglu_f32(bonsai_ctx *ctx, const bonsai_matrix *gate,
                                        const bonsai_matrix *up, const float *x, size_t x_len,

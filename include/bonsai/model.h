@@ -47,6 +47,10 @@ typedef struct bonsai_model_params {
                                  length, at most 4096 */
     bonsai_act_mode act_mode;
     bonsai_q2_variant q2_variant; /* how to read GGUF type 42 */
+    int pack_weights;         /* q8 mode: copy the matrices into the layout of
+                                 the tier's fastest decode kernel, where it has
+                                 one (bonsai_matrix_pack; costs their bytes in
+                                 memory again); 0: read the file's layout */
     bonsai_progress_fn progress;  /* may be NULL */
     void *progress_user;
 } bonsai_model_params;
@@ -71,6 +75,9 @@ typedef struct bonsai_model_info {
     uint64_t bytes_per_token;  /* weight bytes one decode step reads:
                                   every layer matrix, the LM head, one
                                   embedding row and the norms */
+    uint64_t packed_bytes;     /* memory of the weight copies packed for
+                                  decode (model params pack_weights); 0:
+                                  none */
 } bonsai_model_info;
 
 bonsai_status bonsai_model_get_info(const bonsai_model *m, bonsai_model_info *out);

@@ -16,6 +16,10 @@ struct bonsai_ctx {
 /* ctx->tables with room for bytes, or NULL when out of memory. */
 void *bonsai_ctx_tables(bonsai_ctx *ctx, size_t bytes);
 
+/* BONSAI_OK when w is a quantized matrix whose buffer holds its shape;
+ * else the error, naming w and its role ("weight", "gate", "up"). */
+bonsai_status bonsai_check_matrix(const bonsai_matrix *w, const char *role);
+
 #define BONSAI_SCRATCH_FLOATS (2 * BONSAI_MAX_TILE_ROWS * BONSAI_MAX_TILE_TOKENS)
 
 static inline float *bonsai_ctx_scratch(bonsai_ctx *ctx, int worker)

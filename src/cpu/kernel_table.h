@@ -33,10 +33,23 @@ typedef void (*bonsai_silu_mul_fn)(const float *g, const float *u, float *h, siz
 typedef void (*bonsai_gemv_prep_fn)(const bonsai_block_q8 *x, size_t k, void *tables);
 typedef void (*bonsai_gemv_tables_fn)(const void *w, size_t k, size_t r0, size_t r1,
                                       const bonsai_block_q8 *x, const void *tables, float *y);
+/* The same GEMV on weights packed into a layout of the tier's own (layout
+ * id packed_layout, pack_rows-row panels): packed_bytes sizes the buffer,
+ * pack fills panels [p0, p1) of it from the file layout, gemv_packed reads
+ * it for rows [r0, r1), r0 a multiple of pack_rows, with bitwise the sums
+ * of gemv. packed_layout 0: the tier has none. */
+typedef size_t (*bonsai_packed_bytes_fn)(size_t rows, size_t k);
+typedef void (*bonsai_pack_fn)(const void *w, size_t rows, size_t k, size_t p0, size_t p1,
+                               void *out);
 typedef struct bonsai_gemv_tables_kernels {
     size_t bytes_per_k;
     bonsai_gemv_prep_fn prep;
     bonsai_gemv_tables_fn gemv;
+    int packed_layout;
+    size_t pack_rows;
+    bonsai_packed_bytes_fn packed_bytes;
+    bonsai_pack_fn pack;
+    bonsai_gemv_tables_fn gemv_packed;
 } bonsai_gemv_tables_kernels;
 
 typedef struct bonsai_cpu_kernels {

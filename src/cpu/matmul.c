@@ -33,7 +33,7 @@ static const char *matrix_name(const bonsai_matrix *w)
     return w->name ? w->name : "matrix";
 }
 
-static bonsai_status check_matrix(const bonsai_matrix *w, const char *role)
+bonsai_status bonsai_check_matrix(const bonsai_matrix *w, const char *role)
 {
     if (!w)
         return bonsai_fail(BONSAI_ERR_NULL_ARG, "matmul: %s matrix is NULL", role);
@@ -86,9 +86,9 @@ static bonsai_status check_call(bonsai_ctx *ctx, const bonsai_matrix *w, const b
 {
     if (!ctx)
         return bonsai_fail(BONSAI_ERR_NULL_ARG, "matmul: context is NULL");
-    bonsai_status s = check_matrix(w, w2 ? "gate" : "weight");
+    bonsai_status s = bonsai_check_matrix(w, w2 ? "gate" : "weight");
     if (s == BONSAI_OK && w2) {
-        s = check_matrix(w2, "up");
+        s = bonsai_check_matrix(w2, "up");
         if (s == BONSAI_OK && (w2->type != w->type || w2->rows != w->rows || w2->k != w->k))
             s = bonsai_fail(BONSAI_ERR_SHAPE,
                             "matmul swiglu: up %s (%zu x %zu %s) differs from gate %s (%zu x %zu %s)",
@@ -113,8 +113,11 @@ static void run_tile(const job *jb, const bonsai_matrix *w, size_t r0, size_t r1
                      size_t nt, float *out, size_t ldo)
 {
     const bonsai_cpu_kernels *kt = jb->ctx->kernels;
-    if (jb->tables)
-        kt->gemv_tables[w->type].gemv(w->data, w->k, r0, r1, jb->xq, jb->tables, out);
+    const bonsai_gemv_tables_kernels *gt = &kt->gemv_tables[w->type];
+    if (jb->tables && w->packed && w->packed_layout == gt->packed_layout && r0 % gt->pack_rows == 0)
+        gt->gemv_packed(w->packed, w->k, r0, r1, jb->xq, jb->tables, out);
+    else if (jb->tables)
+        gt->gemv(w->data, w->k, r0, r1, jb->xq, jb->tables, out);
     else if (jb->q8)
         kt->mm_q8[w->type](w->data, w->k, r0, r1, jb->xq + t0 * (w->k / BONSAI_QK), nt, out,
                            ldo);

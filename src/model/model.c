@@ -8,7 +8,8 @@
 bonsai_model_params bonsai_model_default_params(void)
 {
     bonsai_model_params p = {.n_threads = 0, .tier = BONSAI_TIER_AUTO, .n_ctx = 0,
-                             .act_mode = BONSAI_ACT_Q8, .q2_variant = BONSAI_Q2_AUTO};
+                             .act_mode = BONSAI_ACT_Q8, .q2_variant = BONSAI_Q2_AUTO,
+                             .pack_weights = 1};
     return p;
 }
 
@@ -44,6 +45,8 @@ bonsai_status bonsai_model_load(const char *path, const bonsai_model_params *par
         cp.tier = p.tier;
         s = bonsai_ctx_create(&cp, &m->ctx);
     }
+    if (s == BONSAI_OK)
+        s = bonsai_model_pack_weights(m);
     if (s != BONSAI_OK) {
         bonsai_model_free(m);
         return s;
@@ -56,6 +59,7 @@ void bonsai_model_free(bonsai_model *m)
 {
     if (!m)
         return;
+    bonsai_model_unpack_weights(m);
     bonsai_model_free_weights(m);
     bonsai_ctx_free(m->ctx);
     bonsai_gguf_close(m->gguf);
@@ -75,6 +79,6 @@ bonsai_status bonsai_model_get_info(const bonsai_model *m, bonsai_model_info *ou
         .weight_type = m->layers[0].wq.type, .act_mode = m->params.act_mode,
         .tier = bonsai_ctx_tier(m->ctx), .n_threads = bonsai_ctx_n_threads(m->ctx),
         .n_params = m->n_params, .file_weight_bytes = m->file_weight_bytes,
-        .bytes_per_token = m->bytes_per_token};
+        .bytes_per_token = m->bytes_per_token, .packed_bytes = bonsai_model_packed_bytes(m)};
     return BONSAI_OK;
 }

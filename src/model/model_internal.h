@@ -77,6 +77,11 @@ struct bonsai_session {
 /* weights.c: reads hyperparameters and every tensor, checking all. */
 bonsai_status bonsai_model_read_weights(bonsai_model *m);
 void bonsai_model_free_weights(bonsai_model *m);
+/* pack_weights.c: bonsai_matrix_pack on every matrix decode reads (when
+ * the params ask for it, q8 mode), and the undoing of it. */
+bonsai_status bonsai_model_pack_weights(bonsai_model *m);
+void bonsai_model_unpack_weights(bonsai_model *m);
+uint64_t bonsai_model_packed_bytes(const bonsai_model *m);
 
 /* norm.c: y[t] = x[t] / sqrt(mean(x[t]^2) + eps) * w for m rows of n. */
 void bonsai_rms_norm(const float *x, const float *w, size_t m, size_t n, float eps, float *y);

@@ -288,7 +288,8 @@ static int run_weights(bench_env *e, bonsai_type type, bench_shape s)
         return BENCH_EXIT_FAIL;
     }
     bench_random_weights(type, blocks, bytes, &e->rng);
-    bonsai_matrix hm = {type, s.rows, s.k, blocks, bytes, "bench weights"};
+    bonsai_matrix hm = {.type = type, .rows = s.rows, .k = s.k, .data = blocks, .data_bytes = bytes,
+                        .name = "bench weights"};
     int copies = o->cold ? (int)((COLD_L2_TIMES * e->info.l2_bytes + bytes - 1) / bytes) : 1;
     if (copies < 2 && o->cold)
         copies = 2;

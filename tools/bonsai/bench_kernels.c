@@ -112,8 +112,9 @@ static int weights_make(weights *w, bonsai_type type, bench_shape s, int copies,
     for (int c = 0; c < copies; c++) {
         if (c > 0)
             memcpy(w->data + (size_t)c * w->bytes, w->data, bytes);
-        w->mats[c] = (bonsai_matrix){type, s.rows, s.k, w->data + (size_t)c * w->bytes, bytes,
-                                     "bench weights"};
+        w->mats[c] = (bonsai_matrix){.type = type, .rows = s.rows, .k = s.k,
+                                     .data = w->data + (size_t)c * w->bytes, .data_bytes = bytes,
+                                     .name = "bench weights"};
     }
     return 0;
 }

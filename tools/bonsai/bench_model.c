@@ -23,6 +23,7 @@ typedef struct model_options {
     int n_pp, n_tg;
     long reps, threads;
     bonsai_act_mode mode;
+    long no_repack;
     bench_format format;
 } model_options;
 
@@ -40,6 +41,8 @@ static void usage(FILE *f)
             "  -r, --repetitions N  timed runs per test (default 5)\n"
             "  -t, --threads N    threads (default: one per physical core)\n"
             "      --mode q8|f32  activation mode (default q8)\n"
+            "  -nr, --no-repack 0|1  1: decode from the file's weight layout, not a copy\n"
+            "                     packed for the tier's decode kernel (default 0)\n"
             "  -o, --output md|json  report format (default md)\n");
 }
 
@@ -93,6 +96,8 @@ static int parse_options(int argc, char **argv, model_options *o)
             r = bench_parse_long(CMD, "-r", v, 1, 1000, &o->reps);
         else if (bench_flag_is(flag, "-t") || bench_flag_is(flag, "--threads"))
             r = bench_parse_long(CMD, "-t", v, 0, 1024, &o->threads);
+        else if (bench_flag_is(flag, "-nr") || bench_flag_is(flag, "--no-repack"))
+            r = bench_parse_long(CMD, "--no-repack", v, 0, 1, &o->no_repack);
         else if (bench_flag_is(flag, "--mode")) {
             if (!strcmp(v, "q8") || !strcmp(v, "f32"))
                 o->mode = !strcmp(v, "q8") ? BONSAI_ACT_Q8 : BONSAI_ACT_F32;
@@ -182,6 +187,7 @@ static int run_test(model_env *e, int prefill, long n)
     bench_put_str(rp, "tier", bonsai_cpu_tier_name(in->tier));
     bench_put_int(rp, "threads", in->n_threads);
     bench_put_str(rp, "mode", in->act_mode == BONSAI_ACT_Q8 ? "q8" : "f32");
+    bench_put_bool(rp, "repack", in->packed_bytes > 0);
     bench_put_str(rp, "test", test);
     bench_put_mean_sd(rp, "t/s", st.mean, st.stddev, 2);
     if (!prefill) {
@@ -212,6 +218,7 @@ int bench_model_cpu(int argc, char **argv)
     bonsai_model_params mp = bonsai_model_default_params();
     mp.n_threads = (int)o.threads;
     mp.act_mode = o.mode;
+    mp.pack_weights = !o.no_repack;
     mp.n_ctx = (uint32_t)longest;
     model_env e = {.o = &o};
     double t0 = bench_now_us();
@@ -224,9 +231,10 @@ int bench_model_cpu(int argc, char **argv)
     bonsai_model_get_info(e.model, &e.info);
     const char *slash = strrchr(o.model, '/');
     e.name = slash ? slash + 1 : o.model;
-    fprintf(stderr, "model: %s (%.1f M params, %.1f MB per token), loaded in %.3f s; tier %s, "
-            "%d threads, %s\n", e.name, (double)e.info.n_params * 1e-6,
-            (double)e.info.bytes_per_token * 1e-6, load_s, bonsai_cpu_tier_name(e.info.tier),
+    fprintf(stderr, "model: %s (%.1f M params, %.1f MB per token), loaded in %.3f s (%.1f MB "
+            "packed for decode); tier %s, %d threads, %s\n", e.name, (double)e.info.n_params * 1e-6,
+            (double)e.info.bytes_per_token * 1e-6, load_s, (double)e.info.packed_bytes * 1e-6,
+            bonsai_cpu_tier_name(e.info.tier),
             e.info.n_threads, o.mode == BONSAI_ACT_Q8 ? "q8" : "f32");
 
     int rc = BENCH_EXIT_FAIL;

@@ -48,7 +48,11 @@ static void usage(FILE *f)
             "  -s, --seed N            sampler seed (default: random, printed on stderr)\n"
             "      --mode q8|f32       activation mode (default q8)\n"
             "      --q2-variant V      how to read GGUF type 42: auto, tq2, prism, ggml "
-            "(default auto)\n");
+            "(default auto)\n"
+            "      --no-repack         decode from the file's weight layout instead of a\n"
+            "                          copy packed for the CPU tier's decode kernel (q8,\n"
+            "                          AVX-512, Q1_0_g128: faster, costs the weights' bytes\n"
+            "                          in memory again)\n");
 }
 
 static int parse_long(const char *flag, const char *text, long min, long max, long *out)
@@ -89,6 +93,10 @@ static int parse_args(int argc, char **argv, run_options *o)
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             usage(stdout);
             return 1;
+        }
+        if (!strcmp(a, "--no-repack")) {
+            o->mp.pack_weights = 0;
+            continue;
         }
         if (i + 1 >= argc) {
             fprintf(stderr, "bonsai run: unknown option or missing value: '%s'\n", a);
@@ -252,10 +260,11 @@ int cmd_run(int argc, char **argv)
     bonsai_model_get_info(m, &info);
     fprintf(stderr,
             "model: %s: %u layers, hidden %u, heads %u/%u x %u, ffn %u, vocab %u, %s%s\n"
-            "load: %.3f s; %s mode, tier %s, %d threads, n_ctx %u, seed %" PRIu64 "\n",
+            "load: %.3f s (%.1f MB packed for decode); %s mode, tier %s, %d threads, n_ctx %u, "
+            "seed %" PRIu64 "\n",
             o.model, info.n_layers, info.n_embd, info.n_heads, info.n_kv_heads, info.head_dim,
             info.n_ff, info.n_vocab, bonsai_type_name(info.weight_type),
-            info.tied_embeddings ? ", tied head" : "", t_load,
+            info.tied_embeddings ? ", tied head" : "", t_load, (double)info.packed_bytes * 1e-6,
             info.act_mode == BONSAI_ACT_Q8 ? "q8" : "f32", bonsai_cpu_tier_name(info.tier),
             info.n_threads, info.n_ctx, o.sp.seed);
     if ((s = bonsai_session_create(m, &sess)) != BONSAI_OK ||

@@ -83,6 +83,15 @@ void bonsai_avx512_gemv_q8_prep_q1_bw(const bonsai_block_q8 *x, size_t k, void *
 void bonsai_avx512_gemv_q8_q1(const void *w, size_t k, size_t r0, size_t r1,
                               const bonsai_block_q8 *x, const void *tables, float *y);
 
+/* gemv_q1_panels.c: the same GEMV on 32-row panels (layout id
+ * BONSAI_PACKED_Q1_PANELS32), their size and the packing from the file. */
+#define BONSAI_PACKED_Q1_PANELS32 1
+size_t bonsai_avx512_q1_panels_bytes(size_t rows, size_t k);
+void bonsai_avx512_pack_q1_panels(const void *w, size_t rows, size_t k, size_t p0, size_t p1,
+                                  void *out);
+void bonsai_avx512_gemv_q8_q1_panels(const void *panels, size_t k, size_t r0, size_t r1,
+                                     const bonsai_block_q8 *x, const void *tables, float *y);
+
 /* gemv_q8_tq2.c: TQ2_0_G128, one token, y[r - r0]. */
 void bonsai_avx512_gemv_q8_tq2_vnni(const uint8_t *w, size_t k, size_t r0, size_t r1,
                                     const bonsai_block_q8 *x, float *y);

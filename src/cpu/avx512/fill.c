@@ -129,7 +129,8 @@ void bonsai_cpu_fill_avx512(bonsai_cpu_kernels *t, int has_vnni)
         has_vnni ? bonsai_avx512_gemm_q8_q1_vnni : bonsai_avx512_gemm_q8_q1_bw;
     t->gemv_tables[BONSAI_TYPE_Q1_0_G128] = (bonsai_gemv_tables_kernels){
         8, has_vnni ? bonsai_avx512_gemv_q8_prep_q1_vnni : bonsai_avx512_gemv_q8_prep_q1_bw,
-        bonsai_avx512_gemv_q8_q1};
+        bonsai_avx512_gemv_q8_q1, BONSAI_PACKED_Q1_PANELS32, 32, bonsai_avx512_q1_panels_bytes,
+        bonsai_avx512_pack_q1_panels, bonsai_avx512_gemv_q8_q1_panels};
     t->mm_q8[BONSAI_TYPE_TQ2_0_G128] = has_vnni ? mm_q8_tq2_vnni : mm_q8_tq2_bw;
     t->mm_f32[BONSAI_TYPE_Q1_0_G128] = bonsai_avx512_mm_f32_q1;
     t->mm_f32[BONSAI_TYPE_TQ2_0_G128] = bonsai_avx512_mm_f32_tq2;
