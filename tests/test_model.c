@@ -12,8 +12,8 @@
  *   to back in the file (one fused matmul) and apart (three); 1-bit and
  *   ternary (tq2_0_g128) weights;
  *   the context bound is refused with CONTEXT_FULL and nothing written;
- *   weights packed for decode (the default) and read from the file's
- *   layout (pack_weights = 0) give bitwise the same logits.
+ *   weights packed for decode (pack_weights = 1) and read from the file's
+ *   layout (the default) give bitwise the same logits.
  * The token stream is fixed random ids (teacher forcing), so one diverging
  * token does not change every later step. */
 #include <string.h>
@@ -41,7 +41,7 @@ static const named_config configs[] = {
 
 static char tmp_path[256];
 
-static int pack_weights = 1;
+static int pack_weights = 0;
 
 static bonsai_model *load(const char *path, bonsai_cpu_tier tier, bonsai_act_mode mode,
                           uint32_t n_ctx, int n_threads)
@@ -199,7 +199,7 @@ static void packed_vs_file(const fx_model *fm, const char *name)
             bonsai_session_create(m[i], &s[i]);
         l[i] = poisoned(V);
     }
-    pack_weights = 1;
+    pack_weights = 0;
     int same = m[0] && m[1];
     for (size_t step = 0; step < 16 && same; step++) {
         const int32_t tok = (int32_t)(rng_u64() % V);

@@ -106,6 +106,14 @@ static void test_run(void)
     CHECK(n == 8 && memcmp(ids, want, sizeof want) == 0,
           "CLI greedy ids equal the library's greedy loop");
     result_free(&r);
+    snprintf(args, sizeof args, "run -m %s -p 1,2,3 -n 8 --temp 0 -t 2 --repack", model);
+    r = run(args);
+    n = parse_ids(r.out, ids, 64);
+    CHECK(r.code == 0 && n == 8 && memcmp(ids, want, sizeof want) == 0 &&
+              strstr(r.err, "packed for decode"),
+          "--repack: exit %d, ids '%s' (the unpacked run's expected), stderr '%s'", r.code, r.out,
+          r.err);
+    result_free(&r);
 
     snprintf(args, sizeof args, "run -m %s -p 5,6 -n 16 --temp 1.0 --top-k 0 --top-p 1 --min-p 0 "
              "-s 42", model);
@@ -202,6 +210,11 @@ static void test_bench(void)
               "tg fields: t/s %g, weight_bytes %g, weight_gbps %g, roof %g, frac %g", tps, bytes,
               gbps, roof, frac);
     }
+    result_free(&r);
+    snprintf(args, sizeof args, "bench model -m %s -p 0 -n 2 -r 1 -t 2 --repack 1 -o json", model);
+    r = run(args);
+    CHECK(r.code == 0 && strstr(r.out, "\"repack\": true"), "bench model --repack 1: exit %d, '%s'",
+          r.code, r.out);
     result_free(&r);
     snprintf(args, sizeof args, "bench model -m %s -p 0 -n 0", model);
     r = run(args);

@@ -47,10 +47,12 @@ typedef struct bonsai_model_params {
                                  length, at most 4096 */
     bonsai_act_mode act_mode;
     bonsai_q2_variant q2_variant; /* how to read GGUF type 42 */
-    int pack_weights;         /* q8 mode: copy the matrices into the layout of
-                                 the tier's fastest decode kernel, where it has
-                                 one (bonsai_matrix_pack; costs their bytes in
-                                 memory again); 0: read the file's layout */
+    int pack_weights;         /* 1, q8 mode: copy the matrices into the layout
+                                 of the tier's fastest decode kernel, where it
+                                 has one (bonsai_matrix_pack): faster decode,
+                                 but the load makes and fills a copy of the
+                                 weights. 0 (default): the kernels read the
+                                 mapped file in place */
     bonsai_progress_fn progress;  /* may be NULL */
     void *progress_user;
 } bonsai_model_params;

@@ -8,8 +8,7 @@
 bonsai_model_params bonsai_model_default_params(void)
 {
     bonsai_model_params p = {.n_threads = 0, .tier = BONSAI_TIER_AUTO, .n_ctx = 0,
-                             .act_mode = BONSAI_ACT_Q8, .q2_variant = BONSAI_Q2_AUTO,
-                             .pack_weights = 1};
+                             .act_mode = BONSAI_ACT_Q8, .q2_variant = BONSAI_Q2_AUTO};
     return p;
 }
 

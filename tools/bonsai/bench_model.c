@@ -23,7 +23,7 @@ typedef struct model_options {
     int n_pp, n_tg;
     long reps, threads;
     bonsai_act_mode mode;
-    long no_repack;
+    long repack;
     bench_format format;
 } model_options;
 
@@ -41,8 +41,8 @@ static void usage(FILE *f)
             "  -r, --repetitions N  timed runs per test (default 5)\n"
             "  -t, --threads N    threads (default: one per physical core)\n"
             "      --mode q8|f32  activation mode (default q8)\n"
-            "  -nr, --no-repack 0|1  1: decode from the file's weight layout, not a copy\n"
-            "                     packed for the tier's decode kernel (default 0)\n"
+            "      --repack 0|1   1: decode from a copy of the weights packed for the\n"
+            "                     tier's decode kernel (bonsai run --repack; default 0)\n"
             "  -o, --output md|json  report format (default md)\n");
 }
 
@@ -96,8 +96,8 @@ static int parse_options(int argc, char **argv, model_options *o)
             r = bench_parse_long(CMD, "-r", v, 1, 1000, &o->reps);
         else if (bench_flag_is(flag, "-t") || bench_flag_is(flag, "--threads"))
             r = bench_parse_long(CMD, "-t", v, 0, 1024, &o->threads);
-        else if (bench_flag_is(flag, "-nr") || bench_flag_is(flag, "--no-repack"))
-            r = bench_parse_long(CMD, "--no-repack", v, 0, 1, &o->no_repack);
+        else if (bench_flag_is(flag, "--repack"))
+            r = bench_parse_long(CMD, "--repack", v, 0, 1, &o->repack);
         else if (bench_flag_is(flag, "--mode")) {
             if (!strcmp(v, "q8") || !strcmp(v, "f32"))
                 o->mode = !strcmp(v, "q8") ? BONSAI_ACT_Q8 : BONSAI_ACT_F32;
@@ -218,7 +218,7 @@ int bench_model_cpu(int argc, char **argv)
     bonsai_model_params mp = bonsai_model_default_params();
     mp.n_threads = (int)o.threads;
     mp.act_mode = o.mode;
-    mp.pack_weights = !o.no_repack;
+    mp.pack_weights = (int)o.repack;
     mp.n_ctx = (uint32_t)longest;
     model_env e = {.o = &o};
     double t0 = bench_now_us();

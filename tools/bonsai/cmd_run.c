@@ -49,10 +49,10 @@ static void usage(FILE *f)
             "      --mode q8|f32       activation mode (default q8)\n"
             "      --q2-variant V      how to read GGUF type 42: auto, tq2, prism, ggml "
             "(default auto)\n"
-            "      --no-repack         decode from the file's weight layout instead of a\n"
-            "                          copy packed for the CPU tier's decode kernel (q8,\n"
-            "                          AVX-512, Q1_0_g128: faster, costs the weights' bytes\n"
-            "                          in memory again)\n");
+            "      --repack            decode from a copy of the weights packed for the CPU\n"
+            "                          tier's decode kernel (q8, AVX-512, Q1_0_g128): faster\n"
+            "                          decode, slower load, the weights' bytes in memory\n"
+            "                          again (default: read the mapped file in place)\n");
 }
 
 static int parse_long(const char *flag, const char *text, long min, long max, long *out)
@@ -94,8 +94,8 @@ static int parse_args(int argc, char **argv, run_options *o)
             usage(stdout);
             return 1;
         }
-        if (!strcmp(a, "--no-repack")) {
-            o->mp.pack_weights = 0;
+        if (!strcmp(a, "--repack")) {
+            o->mp.pack_weights = 1;
             continue;
         }
         if (i + 1 >= argc) {
