@@ -211,11 +211,16 @@ static void test_bench(void)
               gbps, roof, frac);
     }
     result_free(&r);
-    snprintf(args, sizeof args, "bench model -m %s -p 0 -n 2 -r 1 -t 2 --repack 1 -o json", model);
-    r = run(args);
-    CHECK(r.code == 0 && strstr(r.out, "\"repack\": true"), "bench model --repack 1: exit %d, '%s'",
-          r.code, r.out);
-    result_free(&r);
+    for (int repack = 0; repack <= 1; repack++) {
+        snprintf(args, sizeof args, "bench model -m %s -p 0 -n 2 -r 1 -t 2 --repack %d -o json",
+                 model, repack);
+        r = run(args);
+        /* weights are packed where the tier has a packed layout: AVX-512 */
+        const int packs = repack && strstr(r.out, "\"tier\": \"avx512");
+        CHECK(r.code == 0 && strstr(r.out, packs ? "\"repack\": true" : "\"repack\": false"),
+              "bench model --repack %d: exit %d, '%s'", repack, r.code, r.out);
+        result_free(&r);
+    }
     snprintf(args, sizeof args, "bench model -m %s -p 0 -n 0", model);
     r = run(args);
     CHECK(r.code == 2 && r.out[0] == '\0', "bench model with nothing to run exits 2");

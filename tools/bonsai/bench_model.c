@@ -41,8 +41,9 @@ static void usage(FILE *f)
             "  -r, --repetitions N  timed runs per test (default 5)\n"
             "  -t, --threads N    threads (default: one per physical core)\n"
             "      --mode q8|f32  activation mode (default q8)\n"
-            "      --repack 0|1   1: decode from a copy of the weights packed for the\n"
-            "                     tier's decode kernel (bonsai run --repack; default 0)\n"
+            "      --repack 0|1   1 (default): decode from a copy of the weights packed\n"
+            "                     for the tier's decode kernel, as bonsai run --repack;\n"
+            "                     0: from the mapped file in place (bonsai run's default)\n"
             "  -o, --output md|json  report format (default md)\n");
 }
 
@@ -70,7 +71,7 @@ static int list_item(void *arg, const char *piece)
 static int parse_options(int argc, char **argv, model_options *o)
 {
     *o = (model_options){.pp = {512}, .n_pp = 1, .tg = {128}, .n_tg = 1, .reps = 5,
-                         .mode = BONSAI_ACT_Q8, .format = BENCH_FORMAT_MD};
+                         .mode = BONSAI_ACT_Q8, .repack = 1, .format = BENCH_FORMAT_MD};
     int pp_given = 0, tg_given = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v;

@@ -18,8 +18,10 @@
 
 #define PANEL_BITS_BYTES 512
 #define PANEL_BLOCK_BYTES (PANEL_BITS_BYTES + 2 * PASS_ROWS)
-/* how far ahead of the block being read a pass prefetches */
-#define PANEL_PREFETCH_BYTES (4 * PANEL_BLOCK_BYTES)
+/* how far ahead of the block being read a pass prefetches: ~9 KB, a few
+ * hundred ns of one thread's stream (4 blocks ahead read 47-51 GB/s cold,
+ * 8-32 blocks 53-59, bench/NOTES.md) */
+#define PANEL_PREFETCH_BYTES (16 * PANEL_BLOCK_BYTES)
 
 size_t bonsai_avx512_q1_panels_bytes(size_t rows, size_t k)
 {
@@ -53,15 +55,17 @@ void bonsai_avx512_pack_q1_panels(const void *w, size_t rows, size_t k, size_t p
 }
 
 /* Rows of one panel (R <= 32 of them stored), blocks [0, nb) of a chunk
- * (blk, x and tables at the chunk's first block). y[i] = partial sum
- * (first chunk) or y[i] + partial sum. */
-AVX512_INLINE void panel_pass(const uint8_t *blk, int R, const bonsai_block_q8 *x,
-                              const uint8_t *tables, size_t nb, float *y, int first)
+ * (blk, x and tables at the chunk's first block); the stream is prefetched
+ * up to stream_end. y[i] = partial sum (first chunk) or y[i] + partial sum. */
+AVX512_INLINE void panel_pass(const uint8_t *blk, const uint8_t *stream_end, int R,
+                              const bonsai_block_q8 *x, const uint8_t *tables, size_t nb,
+                              float *y, int first)
 {
     __m512 p[2] = {_mm512_setzero_ps(), _mm512_setzero_ps()};
     for (size_t b = 0; b < nb; b++, blk += PANEL_BLOCK_BYTES) { // [chunk blocks]
-        UNROLL for (int l = 0; l < PANEL_BLOCK_BYTES / 64; l++)
-            _mm_prefetch((const char *)(blk + PANEL_PREFETCH_BYTES + 64 * l), _MM_HINT_T0);
+        if (blk + PANEL_PREFETCH_BYTES < stream_end)
+            UNROLL for (int l = 0; l < PANEL_BLOCK_BYTES / 64; l++)
+                _mm_prefetch((const char *)(blk + PANEL_PREFETCH_BYTES + 64 * l), _MM_HINT_T0);
         const uint8_t *t = tables + b * TABLES_PER_BLOCK * TABLE_BYTES;
         __m512i s16 = _mm512_setzero_si512();
         UNROLL for (int j = 0; j < 8; j++)
@@ -83,13 +87,14 @@ AVX512_INLINE void panel_pass(const uint8_t *blk, int R, const bonsai_block_q8 *
 void bonsai_avx512_gemv_q8_q1_panels(const void *panels, size_t k, size_t r0, size_t r1,
                                      const bonsai_block_q8 *x, const void *tables, float *y)
 {
-    const size_t nb = k / 128;
+    const size_t nb = k / 128, panel_bytes = nb * PANEL_BLOCK_BYTES;
+    const uint8_t *end = (const uint8_t *)panels + (r1 + PASS_ROWS - 1) / PASS_ROWS * panel_bytes;
     for (size_t r = r0; r < r1; r += PASS_ROWS) { // [rows / 32]
         const int R = r1 - r < PASS_ROWS ? (int)(r1 - r) : PASS_ROWS;
-        const uint8_t *panel = (const uint8_t *)panels + r / PASS_ROWS * nb * PANEL_BLOCK_BYTES;
+        const uint8_t *panel = (const uint8_t *)panels + r / PASS_ROWS * panel_bytes;
         for (size_t c0 = 0; c0 < nb; c0 += Q8_CHUNK_BLOCKS) { // [k / (128 * chunk)]
             const size_t cn = nb - c0 < Q8_CHUNK_BLOCKS ? nb - c0 : Q8_CHUNK_BLOCKS;
-            panel_pass(panel + c0 * PANEL_BLOCK_BYTES, R, x + c0,
+            panel_pass(panel + c0 * PANEL_BLOCK_BYTES, end, R, x + c0,
                        (const uint8_t *)tables + c0 * TABLES_PER_BLOCK * TABLE_BYTES, cn,
                        y + (r - r0), c0 == 0);
         }
