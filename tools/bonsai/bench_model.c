@@ -6,15 +6,16 @@
  * sample stddev over the repetitions. For tg rows the weight bytes one
  * decode step reads (every layer matrix, the LM head, one embedding row,
  * the norms) give the achieved weight bandwidth, reported as a fraction of
- * the host read bandwidth measured at the start of the same run with the
- * same thread count (bench_read_roof). */
+ * the host read bandwidth with the same thread count (bench_read_roof),
+ * measured right before each timed repetition (the median of those): on a
+ * shared host the bandwidth on offer moves within a run. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "bench_common.h"
 
 #define CMD "bonsai bench model"
-#define ROOF_PASSES 10
+#define ROOF_PASSES 3 /* per repetition */
 #define MAX_TESTS 16
 
 typedef struct model_options {
@@ -131,7 +132,6 @@ typedef struct model_env {
     bonsai_model *model;
     bonsai_session *sess;
     bonsai_model_info info;
-    const bench_roof *roof;
     bench_report *report;
     const char *name;
     int32_t *tokens;
@@ -164,20 +164,29 @@ static int run_test(model_env *e, int prefill, long n)
     char test[32];
     snprintf(test, sizeof test, "%s%ld", prefill ? "pp" : "tg", n);
     double *tps = malloc((size_t)e->o->reps * sizeof *tps);
-    if (!tps)
+    double *roofs = malloc((size_t)e->o->reps * sizeof *roofs);
+    if (!tps || !roofs) {
+        free(tps);
+        free(roofs);
         return -1;
+    }
     int rc = run_once(e, prefill, n) < 0 ? -1 : 0; /* warm-up */
     for (long r = 0; r < e->o->reps && !rc; r++) {
-        double t = run_once(e, prefill, n);
+        bench_roof roof;
+        if (!prefill) {
+            rc = bench_read_roof(e->info.n_threads, bench_default_roof_bytes(), ROOF_PASSES, &roof);
+            roofs[r] = roof.gbps;
+        }
+        double t = rc ? -1 : run_once(e, prefill, n);
         rc = t < 0 ? -1 : 0;
         tps[r] = (double)n / t;
     }
-    if (rc) {
-        free(tps);
-        return rc;
-    }
-    bench_stats st = bench_stats_of(tps, (int)e->o->reps);
+    bench_stats st = bench_stats_of(tps, rc ? 0 : (int)e->o->reps);
+    bench_stats roof = bench_stats_of(roofs, rc || prefill ? 0 : (int)e->o->reps);
     free(tps);
+    free(roofs);
+    if (rc)
+        return rc;
     const bonsai_model_info *in = &e->info;
     bench_report *rp = e->report;
     bench_report_row(rp);
@@ -197,10 +206,15 @@ static int run_test(model_env *e, int prefill, long n)
         bench_put_num(rp, "MB/token", bytes * 1e-6, 1);
         bench_put_int(rp, "weight_bytes", (long long)in->bytes_per_token);
         bench_put_num(rp, "weight_gbps", gbps, 2);
-        bench_put_num(rp, "roof_gbps", e->roof->gbps, 2);
-        bench_put_num(rp, "roof_frac", gbps / e->roof->gbps, 3);
-    }
-    fprintf(stderr, "  %-7s %9.2f +- %.2f t/s\n", test, st.mean, st.stddev);
+        bench_put_num(rp, "roof_gbps", roof.median, 2);
+        bench_put_num(rp, "roof_gbps_min", roof.min, 2);
+        bench_put_num(rp, "roof_gbps_max", roof.max, 2);
+        bench_put_num(rp, "roof_frac", gbps / roof.median, 3);
+        fprintf(stderr, "  %-7s %9.2f +- %.2f t/s; roof %.2f GB/s (median; %.2f-%.2f over the "
+                "%d repetitions, %d threads)\n", test, st.mean, st.stddev, roof.median, roof.min,
+                roof.max, roof.n, in->n_threads);
+    } else
+        fprintf(stderr, "  %-7s %9.2f +- %.2f t/s\n", test, st.mean, st.stddev);
     return 0;
 }
 
@@ -239,12 +253,6 @@ int bench_model_cpu(int argc, char **argv)
             e.info.n_threads, o.mode == BONSAI_ACT_Q8 ? "q8" : "f32");
 
     int rc = BENCH_EXIT_FAIL;
-    bench_roof roof;
-    if (bench_read_roof(e.info.n_threads, bench_default_roof_bytes(), ROOF_PASSES, &roof) != 0)
-        goto done;
-    e.roof = &roof;
-    fprintf(stderr, "roof: host read bandwidth %.2f GB/s (%d threads, %zu MiB, median of %d)\n",
-            roof.gbps, roof.threads, roof.bytes / BENCH_MIB, roof.passes);
     e.report = bench_report_new();
     e.tokens = malloc((size_t)longest * sizeof *e.tokens);
     e.logits = malloc((size_t)e.info.n_vocab * sizeof *e.logits);
@@ -255,6 +263,8 @@ int bench_model_cpu(int argc, char **argv)
     }
     bench_report_hide(e.report, "MB/token", BENCH_FORMAT_JSON);
     bench_report_hide(e.report, "weight_bytes", BENCH_FORMAT_MD);
+    bench_report_hide(e.report, "roof_gbps_min", BENCH_FORMAT_MD);
+    bench_report_hide(e.report, "roof_gbps_max", BENCH_FORMAT_MD);
     uint64_t rng = bench_seed();
     for (long i = 0; i < longest; i++)
         e.tokens[i] = (int32_t)(bench_rng_u64(&rng) % e.info.n_vocab);
