@@ -72,14 +72,7 @@ AVX512_INLINE void panel_pass(const uint8_t *blk, const uint8_t *stream_end, int
             s16 = lookup_word(s16, _mm512_load_si512(blk + 64 * j), t + (size_t)(4 * j) * TABLE_BYTES);
         finish_block(s16, _mm512_load_si512(blk + PANEL_BITS_BYTES), x + b, p);
     }
-    UNROLL for (int h = 0; h < 2; h++) {
-        const int n = R - 16 * h < 0 ? 0 : R - 16 * h > 16 ? 16 : R - 16 * h;
-        const __mmask16 valid = (__mmask16)((1u << n) - 1);
-        __m512 v = p[h];
-        if (!first)
-            v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(valid, y + 16 * h));
-        _mm512_mask_storeu_ps(y + 16 * h, valid, v);
-    }
+    store_pass(p, R, y, first);
 }
 
 /* y[r - r0] for rows [r0, r1) of the panel-layout matrix (r0 % 32 == 0);

@@ -63,14 +63,7 @@ AVX512_INLINE void pass(const uint8_t *base, size_t rb, int R, int prefetch,
             s16 = lookup_word(s16, z[j], t + (size_t)(4 * j) * TABLE_BYTES);
         finish_block(s16, load_scales(base, rb, R, off, full), x + b, p);
     }
-    UNROLL for (int h = 0; h < 2; h++) {
-        const int n = R - 16 * h < 0 ? 0 : R - 16 * h > 16 ? 16 : R - 16 * h;
-        const __mmask16 valid = (__mmask16)((1u << n) - 1);
-        __m512 v = p[h];
-        if (!first)
-            v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(valid, y + 16 * h));
-        _mm512_mask_storeu_ps(y + 16 * h, valid, v);
-    }
+    store_pass(p, R, y, first);
 }
 
 /* Passes outer, k chunks inner: a pass's rows are streamed in full, in

@@ -114,4 +114,18 @@ AVX512_INLINE void finish_block(__m512i s16, __m512i dw16, const bonsai_block_q8
     }
 }
 
+/* A pass's R <= 32 sums p (rows 16 h .. 16 h + 15 in p[h]) into y: stored
+ * (first k chunk) or added to y. */
+AVX512_INLINE void store_pass(const __m512 p[2], int R, float *y, int first)
+{
+    UNROLL for (int h = 0; h < 2; h++) {
+        const int n = R - 16 * h < 0 ? 0 : R - 16 * h > 16 ? 16 : R - 16 * h;
+        const __mmask16 valid = (__mmask16)((1u << n) - 1);
+        __m512 v = p[h];
+        if (!first)
+            v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(valid, y + 16 * h));
+        _mm512_mask_storeu_ps(y + 16 * h, valid, v);
+    }
+}
+
 #endif
