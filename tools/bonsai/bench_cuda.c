@@ -8,7 +8,9 @@
  *   us        back to back: BATCH calls between two events, per call, median
  *             of batches (cold: the calls rotate over weight copies totalling
  *             more than 4 x L2, so each call reads its weights from HBM);
- *   us_launch one call between two events, median.
+ *   us_launch one call between two events, median;
+ *   us_enqueue host time to enqueue one call of the back-to-back batch
+ *             (median of batches): near `us`, the GPU waited on the host.
  * cuBLAS (libcublas opened at run time) runs an fp16 GEMM (cublasGemmEx,
  * fp32 accumulation) on the dequantized weights in the same run as a bar:
  * cublas_us, back to back, hot. The CUDA path has one activation mode (fp32
@@ -32,6 +34,7 @@ typedef struct gpu_timer {
     const bonsai_cuda_api *api;
     CUstream stream;
     CUevent start, stop;
+    double enqueue_us; /* host time per call of the last time_median, median */
 } gpu_timer;
 
 /* One call of a case: rep selects the weight copy. */
@@ -48,13 +51,16 @@ static int timer_init(gpu_timer *t, bonsai_cuda *cu)
 }
 
 /* Microseconds of `calls` back-to-back calls between two events, per call. */
-static int time_batch(gpu_timer *t, gpu_call_fn fn, void *arg, int first, int calls, double *us)
+static int time_batch(gpu_timer *t, gpu_call_fn fn, void *arg, int first, int calls, double *us,
+                      double *host_us)
 {
     if (t->api->cuEventRecord(t->start, t->stream) != CUDA_SUCCESS)
         return -1;
+    const double h0 = bench_now_us();
     for (int i = 0; i < calls; i++)
         if (fn(arg, first + i) != BONSAI_OK)
             return -1;
+    *host_us = (bench_now_us() - h0) / calls;
     float ms = 0;
     if (t->api->cuEventRecord(t->stop, t->stream) != CUDA_SUCCESS ||
         t->api->cuEventSynchronize(t->stop) != CUDA_SUCCESS ||
@@ -68,17 +74,19 @@ static int time_batch(gpu_timer *t, gpu_call_fn fn, void *arg, int first, int ca
 static int time_median(gpu_timer *t, gpu_call_fn fn, void *arg, int calls, int reps,
                        bench_stats *out)
 {
-    double samples[256], us;
+    double samples[256], host[256], us, host_us;
     if (reps > 256)
         reps = 256;
-    if (time_batch(t, fn, arg, 0, calls, &us) != 0) // warm-up
+    if (time_batch(t, fn, arg, 0, calls, &us, &host_us) != 0) // warm-up
         return -1;
     for (int r = 0; r < reps; r++) {
-        if (time_batch(t, fn, arg, (r + 1) * calls, calls, &us) != 0)
+        if (time_batch(t, fn, arg, (r + 1) * calls, calls, &us, &host_us) != 0)
             return -1;
         samples[r] = us;
+        host[r] = host_us;
     }
     *out = bench_stats_of(samples, reps);
+    t->enqueue_us = bench_stats_of(host, reps).median;
     return 0;
 }
 
@@ -231,8 +239,8 @@ static int time_cublas(bench_env *e, const void *blocks, size_t bytes, bonsai_ty
 }
 
 static void put_row(bench_env *e, bonsai_type type, bench_shape s, size_t m, int cold,
-                    int copies, const bench_stats *st, double us_launch, double quant_us,
-                    size_t bytes, const bench_stats *cb)
+                    int copies, const bench_stats *st, double us_launch, double us_enqueue,
+                    double quant_us, size_t bytes, const bench_stats *cb)
 {
     bench_report *r = e->report;
     double us = st->median, gbps = (double)bytes / us * 1e-3;
@@ -255,6 +263,7 @@ static void put_row(bench_env *e, bonsai_type type, bench_shape s, size_t m, int
     bench_put_num(r, "us_stddev", st->stddev, 2);
     bench_put_num(r, "us_min", st->min, 2);
     bench_put_num(r, "us_launch", us_launch, 2);
+    bench_put_num(r, "us_enqueue", us_enqueue, 2);
     bench_put_int(r, "weight_bytes", (long long)bytes);
     bench_put_num(r, "weight_gbps", gbps, 1);
     bench_put_num(r, "gflops", gflops, 0);
@@ -268,9 +277,10 @@ static void put_row(bench_env *e, bonsai_type type, bench_shape s, size_t m, int
                       2.0 * (double)s.rows * (double)s.k * (double)m / cb->median * 1e-3, 0);
     }
     fprintf(stderr,
-            "  %-10s %6zux%-5zu n=%-4zu %s: %9.2f us (launch %.2f)  %7.1f GB/s  %.3f of roof  "
-            "%8.1f TFLOP/s%s",
-            bonsai_type_name(type), s.rows, s.k, m, cold ? "cold" : "hot ", us, us_launch, gbps,
+            "  %-10s %6zux%-5zu n=%-4zu %s: %9.2f us (launch %.2f, enqueue %.2f)  %7.1f GB/s  "
+            "%.3f of roof  %8.1f TFLOP/s%s",
+            bonsai_type_name(type), s.rows, s.k, m, cold ? "cold" : "hot ", us, us_launch,
+            us_enqueue, gbps,
             gbps / e->roof_gbps, gflops * 1e-3, cb ? "" : "\n");
     if (cb)
         fprintf(stderr, "  | cuBLAS fp16 %.2f us\n", cb->median);
@@ -329,13 +339,14 @@ static int run_weights(bench_env *e, bonsai_type type, bench_shape s)
             c.n_mats = cold ? copies : 1;
             bench_stats st, one;
             int reps = o->reps > 0 ? o->reps : 31;
-            if (time_median(&e->timer, call_matmul, &c, BATCH, reps, &st) != 0 ||
-                time_median(&e->timer, call_matmul, &c, 1, reps, &one) != 0) {
+            int failed = time_median(&e->timer, call_matmul, &c, BATCH, reps, &st) != 0;
+            const double enqueue = e->timer.enqueue_us; // of the back-to-back batches
+            if (failed || time_median(&e->timer, call_matmul, &c, 1, reps, &one) != 0) {
                 alloc_fail("matmul");
                 rc = BENCH_EXIT_FAIL;
                 break;
             }
-            put_row(e, type, s, m, cold, c.n_mats, &st, one.median, q.median, bytes,
+            put_row(e, type, s, m, cold, c.n_mats, &st, one.median, enqueue, q.median, bytes,
                     have_cb && !cold ? &cb : NULL);
         }
         free(x);
@@ -405,7 +416,9 @@ int bench_kernels_cuda(int argc, char **argv)
         bonsai_cuda_close(e.cu);
         return BENCH_EXIT_FAIL;
     }
-    e.have_cublas = cublas_open(&e.cublas, e.cu->stream) == 0;
+    // BONSAI_BENCH_CUDA_NO_CUBLAS=1: no bar (it dequantizes each case on the host: slow)
+    const char *no_cublas = getenv("BONSAI_BENCH_CUDA_NO_CUBLAS");
+    e.have_cublas = !(no_cublas && *no_cublas == '1') && cublas_open(&e.cublas, e.cu->stream) == 0;
     fprintf(stderr,
             "device: %s (sm_%d%d, %d SMs, L2 %zu MiB); kernels: %s (%.1f ms)\n"
             "roof: device-to-device copy %.1f GB/s read+write (%zu MiB, median of %d; best "
@@ -422,6 +435,7 @@ int bench_kernels_cuda(int argc, char **argv)
         bench_report_hide(e.report, "cold", BENCH_FORMAT_MD);
         bench_report_hide(e.report, "cache", BENCH_FORMAT_JSON);
         const char *json_only[] = {"copies", "reps", "us_mean", "us_stddev", "weight_bytes",
+                                   "us_enqueue",
                                    "roof_best_gbps", "threads", "mode", "tier"};
         for (size_t i = 0; i < sizeof json_only / sizeof json_only[0]; i++)
             bench_report_hide(e.report, json_only[i], BENCH_FORMAT_MD);
