@@ -9,6 +9,7 @@
  * a time; up to AVX2_TOKEN_GROUP tokens share each weight vector, with na
  * accumulator chains per token so that one token still has enough
  * independent FMAs in flight. */
+#include "cpu/token_groups.h"
 #include "cpu/avx2/avx2_kernels.h"
 
 #define Q1_BLOCK_BYTES 18
@@ -73,19 +74,9 @@ mm_f32(const void *w, size_t k, size_t r0, size_t r1, const float *x, size_t m, 
        size_t ldy, const int tq2)
 {
     const size_t row_bytes = k / BONSAI_QK * (tq2 ? TQ2_BLOCK_BYTES : Q1_BLOCK_BYTES);
-    for (size_t r = r0; r < r1; r++) {
-        const uint8_t *row = (const uint8_t *)w + r * row_bytes;
-        float *yr = y + (r - r0);
-        size_t t = 0;
-        for (; t + AVX2_TOKEN_GROUP <= m; t += AVX2_TOKEN_GROUP)
-            f32_row(row, x + t * k, k, AVX2_TOKEN_GROUP, yr + t * ldy, ldy, tq2);
-        switch (m - t) {
-        case 3: f32_row(row, x + t * k, k, 3, yr + t * ldy, ldy, tq2); break;
-        case 2: f32_row(row, x + t * k, k, 2, yr + t * ldy, ldy, tq2); break;
-        case 1: f32_row(row, x + t * k, k, 1, yr + t * ldy, ldy, tq2); break;
-        default: break;
-        }
-    }
+#define ROW(row, t, nt, yt) f32_row(row, x + (t) * k, k, nt, yt, ldy, tq2)
+    BONSAI_FOR_ROWS_AND_TOKEN_GROUPS(w, row_bytes, r0, r1, m, y, ldy, AVX2_TOKEN_GROUP, ROW)
+#undef ROW
 }
 
 void bonsai_avx2_mm_f32_q1_0_g128(const void *w, size_t k, size_t r0, size_t r1, const float *x,

@@ -16,6 +16,7 @@
  *     and sum_j w_j q_j = d_w (sum u q - sum q).
  * sum q is the q8 block's sum. Rows are processed one at a time; up to
  * AVX2_Q8_TOKEN_GROUP tokens share each decoded block. */
+#include "cpu/token_groups.h"
 #include "cpu/avx2/avx2_kernels.h"
 
 #define Q1_BLOCK_BYTES 18
@@ -94,21 +95,9 @@ mm_q8(const void *w, size_t k, size_t r0, size_t r1, const bonsai_block_q8 *x, s
       size_t ldy, const int tq2)
 {
     const size_t nb = k / BONSAI_QK, row_bytes = nb * (tq2 ? TQ2_BLOCK_BYTES : Q1_BLOCK_BYTES);
-    for (size_t r = r0; r < r1; r++) {
-        const uint8_t *row = (const uint8_t *)w + r * row_bytes;
-        float *yr = y + (r - r0);
-        size_t t = 0;
-        for (; t + AVX2_Q8_TOKEN_GROUP <= m; t += AVX2_Q8_TOKEN_GROUP)
-            q8_row(row, x + t * nb, nb, AVX2_Q8_TOKEN_GROUP, yr + t * ldy, ldy, tq2);
-        for (; t + AVX2_TOKEN_GROUP <= m; t += AVX2_TOKEN_GROUP)
-            q8_row(row, x + t * nb, nb, AVX2_TOKEN_GROUP, yr + t * ldy, ldy, tq2);
-        switch (m - t) {
-        case 3: q8_row(row, x + t * nb, nb, 3, yr + t * ldy, ldy, tq2); break;
-        case 2: q8_row(row, x + t * nb, nb, 2, yr + t * ldy, ldy, tq2); break;
-        case 1: q8_row(row, x + t * nb, nb, 1, yr + t * ldy, ldy, tq2); break;
-        default: break;
-        }
-    }
+#define ROW(row, t, nt, yt) q8_row(row, x + (t) * nb, nb, nt, yt, ldy, tq2)
+    BONSAI_FOR_ROWS_AND_TOKEN_GROUPS(w, row_bytes, r0, r1, m, y, ldy, AVX2_Q8_TOKEN_GROUP, ROW)
+#undef ROW
 }
 
 void bonsai_avx2_mm_q8_q1_0_g128(const void *w, size_t k, size_t r0, size_t r1,

@@ -4,6 +4,7 @@
  * masks) or -1/0/+1 (TQ2: neon_tq2_weights), are widened to floats times
  * d, and take one FMA per token. Blocks as in mm_q8.c. Rows one at a time;
  * up to NEON_TOKEN_GROUP tokens share each decoded block. */
+#include "cpu/token_groups.h"
 #include "cpu/neon/neon_kernels.h"
 
 static inline __attribute__((always_inline)) void
@@ -39,19 +40,9 @@ mm_f32(const void *w, size_t k, size_t r0, size_t r1, const float *x, size_t m, 
        size_t ldy, const int tq2)
 {
     const size_t row_bytes = k / BONSAI_QK * (tq2 ? TQ2_BLOCK_BYTES : Q1_BLOCK_BYTES);
-    for (size_t r = r0; r < r1; r++) {
-        const uint8_t *row = (const uint8_t *)w + r * row_bytes;
-        float *yr = y + (r - r0);
-        size_t t = 0;
-        for (; t + NEON_TOKEN_GROUP <= m; t += NEON_TOKEN_GROUP)
-            f32_row(row, x + t * k, k, NEON_TOKEN_GROUP, yr + t * ldy, ldy, tq2);
-        switch (m - t) {
-        case 3: f32_row(row, x + t * k, k, 3, yr + t * ldy, ldy, tq2); break;
-        case 2: f32_row(row, x + t * k, k, 2, yr + t * ldy, ldy, tq2); break;
-        case 1: f32_row(row, x + t * k, k, 1, yr + t * ldy, ldy, tq2); break;
-        default: break;
-        }
-    }
+#define ROW(row, t, nt, yt) f32_row(row, x + (t) * k, k, nt, yt, ldy, tq2)
+    BONSAI_FOR_ROWS_AND_TOKEN_GROUPS(w, row_bytes, r0, r1, m, y, ldy, NEON_TOKEN_GROUP, ROW)
+#undef ROW
 }
 
 void bonsai_neon_mm_f32_q1_0_g128(const void *w, size_t k, size_t r0, size_t r1, const float *x,

@@ -11,6 +11,7 @@
  * Integer sums per block are exact in int32; both match bonsai_ref_mm_q8.
  * Rows one at a time; up to NEON_TOKEN_GROUP tokens share each decoded
  * block. */
+#include "cpu/token_groups.h"
 #include "cpu/neon/neon_kernels.h"
 
 /* sum over 128 int8 pairs: 8 SDOTs in two chains */
@@ -49,19 +50,9 @@ mm_q8(const void *w, size_t k, size_t r0, size_t r1, const bonsai_block_q8 *x, s
       size_t ldy, const int tq2)
 {
     const size_t nb = k / BONSAI_QK, row_bytes = nb * (tq2 ? TQ2_BLOCK_BYTES : Q1_BLOCK_BYTES);
-    for (size_t r = r0; r < r1; r++) {
-        const uint8_t *row = (const uint8_t *)w + r * row_bytes;
-        float *yr = y + (r - r0);
-        size_t t = 0;
-        for (; t + NEON_TOKEN_GROUP <= m; t += NEON_TOKEN_GROUP)
-            q8_row(row, x + t * nb, nb, NEON_TOKEN_GROUP, yr + t * ldy, ldy, tq2);
-        switch (m - t) {
-        case 3: q8_row(row, x + t * nb, nb, 3, yr + t * ldy, ldy, tq2); break;
-        case 2: q8_row(row, x + t * nb, nb, 2, yr + t * ldy, ldy, tq2); break;
-        case 1: q8_row(row, x + t * nb, nb, 1, yr + t * ldy, ldy, tq2); break;
-        default: break;
-        }
-    }
+#define ROW(row, t, nt, yt) q8_row(row, x + (t) * nb, nb, nt, yt, ldy, tq2)
+    BONSAI_FOR_ROWS_AND_TOKEN_GROUPS(w, row_bytes, r0, r1, m, y, ldy, NEON_TOKEN_GROUP, ROW)
+#undef ROW
 }
 
 void bonsai_neon_mm_q8_q1_0_g128_dotprod(const void *w, size_t k, size_t r0, size_t r1,
