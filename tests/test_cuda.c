@@ -7,7 +7,10 @@
  * both the GEMV token groups and the tensor-core GEMM, for Q1_0_G128 and
  * TQ2_0_G128, awkward shapes, fused add and SwiGLU, outputs poisoned with
  * NaN; per case NMSE <= 1e-9 against the CPU q8 reference (same int8
- * activations), and NMSE <= 5e-4 against float64 pooled per type and op; each pipeline level (embedded, nvrtc, cache, jit) with bit-identical
+ * activations), and NMSE <= 5e-4 against float64 pooled per type and op;
+ * the fp16 wgmma GEMM (gemm90h, fp16 activations) per case NMSE <= 1e-9
+ * against float64 on the same fp16 activations (fp16_reference), pooled
+ * 5e-4 against float64 on the fp32 activations; each pipeline level (embedded, nvrtc, cache, jit) with bit-identical
  * results; corrupt, truncated and foreign cache files; an unwritable cache
  * directory; every error path's status. */
 #include <dirent.h>
@@ -90,6 +93,37 @@ static void references(const host_matrix *h, const float *x, size_t m, float *yq
                 acc += h->w64[r * k + j] * x[t * k + j];
             y64[t * rows + r] = acc;
         }
+}
+
+/* The reference of the fp16 GEMM (kernels/layout_f16.cuh): each token's
+ * activations times 2^p (p = clamp(141 - biased exponent of max |x|, -126,
+ * 126)), rounded to fp16 (nearest even), times 2^-p; the dot products with
+ * the dequantized weights in float64. The GPU's products of fp16 are exact,
+ * so the only difference left is its fp32 accumulation (relative ~1e-7 per
+ * output, NMSE ~1e-13): 1e-9 leaves room for summation order and size. */
+static void fp16_reference(const host_matrix *h, const float *x, size_t m, double *yh)
+{
+    const size_t k = h->m.k, rows = h->m.rows;
+    double *xr = malloc(k * sizeof *xr);
+    for (size_t t = 0; t < m; t++) {
+        const float *xt = x + t * k;
+        float amax = 0;
+        for (size_t j = 0; j < k; j++)
+            amax = fmaxf(amax, fabsf(xt[j]));
+        uint32_t bits;
+        memcpy(&bits, &amax, sizeof bits);
+        int p = 141 - (int)((bits >> 23) & 0xFF);
+        p = p < -126 ? -126 : p > 126 ? 126 : p;
+        for (size_t j = 0; j < k; j++)
+            xr[j] = ldexp(bonsai_fp16_to_fp32(bonsai_fp32_to_fp16(ldexpf(xt[j], p))), -p);
+        for (size_t r = 0; r < rows; r++) {
+            double acc = 0;
+            for (size_t j = 0; j < k; j++)
+                acc += h->w64[r * k + j] * xr[j];
+            yh[t * rows + r] = acc;
+        }
+    }
+    free(xr);
 }
 
 static double nmse_f(const float *got, const float *ref, size_t n)
@@ -185,21 +219,25 @@ static void test_nvrtc_compiles(void)
 typedef enum { OP_MATMUL, OP_ADD, OP_SWIGLU } op_kind;
 static const char *const op_names[] = {"matmul", "matmul_add", "swiglu"};
 
-/* Error and norm against float64 pooled per (type, op) over all cases, as in
- * the CPU q8 tests: one dot product of 128 terms alone can miss 5e-4. */
-static double pool_err[2][3], pool_norm[2][3];
+/* Error and norm against float64 pooled per (activations: 0 int8, 1 fp16;
+ * type, op) over all cases, as in the CPU q8 tests: one dot product of 128
+ * terms alone can miss 5e-4. */
+static double pool_err[2][2][3], pool_norm[2][2][3];
 
 /* One case: op on (rows x k, type) for m tokens through the GEMV (path 0;
  * 2 rows per warp for one token), the GEMM with 128-token tiles (path 1),
  * the GEMV with 8 rows per warp (path 2), the GEMM with 64-token tiles
- * (path 3) or the sm_90a wgmma GEMM (path 4; skipped where the loaded
- * kernels have none), against the q8 and float64 references. */
+ * (path 3), the sm_90a int8 wgmma GEMM (path 4) or the sm_90a fp16 wgmma
+ * GEMM (path 5) (4, 5: skipped where the loaded kernels have none), against
+ * the q8 (5: fp16_reference) and float64 references. */
 static void run_case(bonsai_cuda *cu, bonsai_type type, size_t rows, size_t k, size_t m, int path,
                      op_kind op)
 {
     const char *tn = bonsai_type_name(type);
-    if (path == 4 && !cu->gemm90[type == BONSAI_TYPE_Q1_0_G128 ? 0 : 1]) {
-        skip("%s gemm90 %zux%zu m=%zu: no sm_90a kernels on this device", tn, rows, k, m);
+    if ((path == 4 && !cu->gemm90[type == BONSAI_TYPE_Q1_0_G128 ? 0 : 1]) ||
+        (path == 5 && !cu->gemm90h[type == BONSAI_TYPE_Q1_0_G128 ? 0 : 1])) {
+        skip("%s gemm90%s %zux%zu m=%zu: no sm_90a kernels on this device", tn,
+             path == 5 ? "h" : "", rows, k, m);
         return;
     }
     host_matrix w = make_matrix(type, rows, k), u = {0};
@@ -208,8 +246,16 @@ static void run_case(bonsai_cuda *cu, bonsai_type type, size_t rows, size_t k, s
     float *x = random_x(m * k);
     const size_t ny = m * rows;
     float *yq = malloc(ny * sizeof *yq), *uq = NULL, *y0 = NULL, *got = malloc(ny * sizeof *got);
-    double *y64 = malloc(ny * sizeof *y64), *u64 = NULL;
+    double *y64 = malloc(ny * sizeof *y64), *u64 = NULL, *yh = NULL, *uh = NULL;
     references(&w, x, m, yq, y64);
+    if (path == 5) { // the fp16 path's reference replaces the q8 one
+        yh = malloc(ny * sizeof *yh);
+        fp16_reference(&w, x, m, yh);
+        if (op == OP_SWIGLU) {
+            uh = malloc(ny * sizeof *uh);
+            fp16_reference(&u, x, m, uh);
+        }
+    }
     if (op == OP_SWIGLU) {
         uq = malloc(ny * sizeof *uq);
         u64 = malloc(ny * sizeof *u64);
@@ -218,12 +264,16 @@ static void run_case(bonsai_cuda *cu, bonsai_type type, size_t rows, size_t k, s
             double g = yq[i];
             yq[i] = (float)(g / (1.0 + exp(-g)) * uq[i]);
             y64[i] = y64[i] / (1.0 + exp(-y64[i])) * u64[i];
+            if (yh)
+                yh[i] = yh[i] / (1.0 + exp(-yh[i])) * uh[i];
         }
     } else if (op == OP_ADD) {
         y0 = random_x(ny);
         for (size_t i = 0; i < ny; i++) {
             yq[i] += y0[i];
             y64[i] += y0[i];
+            if (yh)
+                yh[i] += y0[i];
         }
     }
 
@@ -243,7 +293,8 @@ static void run_case(bonsai_cuda *cu, bonsai_type type, size_t rows, size_t k, s
         cu->gemv_r8_min_rows = path == 2 ? 1 : (size_t)1 << 30;
         const int tile_tokens = cu->gemm_tile_tokens;
         cu->gemm_tile_tokens = path == 3 ? 64 : path == 1 ? 128 : 0;
-        cu->gemm_wgmma = path == 4 ? 1 : 0;
+        cu->gemm_wgmma = path >= 4 ? 1 : 0;
+        cu->gemm_f16 = path == 5 ? -1 : 0;
         s = op == OP_SWIGLU ? bonsai_cuda_matmul_swiglu(cu, dw, du, dx, m, dy)
             : op == OP_ADD  ? bonsai_cuda_matmul_add(cu, dw, dx, m, dy)
                             : bonsai_cuda_matmul(cu, dw, dx, m, dy);
@@ -252,26 +303,28 @@ static void run_case(bonsai_cuda *cu, bonsai_type type, size_t rows, size_t k, s
         bonsai_cuda_set_gemm_min_tokens(cu, 0);
         cu->gemm_tile_tokens = tile_tokens;
         cu->gemm_wgmma = -1;
+        cu->gemm_f16 = -1;
     }
     const char *path_name = path == 1   ? "gemm"
                             : path == 2 ? "gemv-r8"
                             : path == 3 ? "gemm-bn64"
                             : path == 4 ? "gemm90"
+                            : path == 5 ? "gemm90h"
                                         : "gemv";
     if (CHECK(s == BONSAI_OK, "%s %s %s %zux%zu m=%zu: %s", op_names[op], path_name, tn, rows, k, m,
               bonsai_last_error())) {
         size_t bad = count_nonfinite(got, ny);
-        double eq = nmse_f(got, yq, ny);
-        const int ti = type == BONSAI_TYPE_Q1_0_G128 ? 0 : 1;
+        double eq = yh ? nmse(got, yh, ny) : nmse_f(got, yq, ny);
+        const int ti = type == BONSAI_TYPE_Q1_0_G128 ? 0 : 1, ai = path == 5;
         for (size_t i = 0; i < ny; i++) {
             double d = got[i] - y64[i];
-            pool_err[ti][op] += isfinite(d) ? d * d : INFINITY;
-            pool_norm[ti][op] += y64[i] * y64[i];
+            pool_err[ai][ti][op] += isfinite(d) ? d * d : INFINITY;
+            pool_norm[ai][ti][op] += y64[i] * y64[i];
         }
         CHECK(bad == 0, "%s %s %s %zux%zu m=%zu: %zu of %zu outputs not written / not finite",
               op_names[op], path_name, tn, rows, k, m, bad, ny);
-        CHECK(eq <= 1e-9, "%s %s %s %zux%zu m=%zu: NMSE vs CPU q8 reference %.3g > 1e-9",
-              op_names[op], path_name, tn, rows, k, m, eq);
+        CHECK(eq <= 1e-9, "%s %s %s %zux%zu m=%zu: NMSE vs CPU %s reference %.3g > 1e-9",
+              op_names[op], path_name, tn, rows, k, m, yh ? "fp16" : "q8", eq);
     }
     bonsai_cuda_buffer_free(dx);
     bonsai_cuda_buffer_free(dy);
@@ -287,26 +340,34 @@ static void run_case(bonsai_cuda *cu, bonsai_type type, size_t rows, size_t k, s
     free(got);
     free(y64);
     free(u64);
+    free(yh);
+    free(uh);
 }
 
 static const bonsai_type types[2] = {BONSAI_TYPE_Q1_0_G128, BONSAI_TYPE_TQ2_0_G128};
 
 static void check_pooled(void)
 {
-    for (int ti = 0; ti < 2; ti++)
-        for (int op = 0; op < 3; op++) {
-            double e = pool_norm[ti][op] > 0 ? pool_err[ti][op] / pool_norm[ti][op] : INFINITY;
-            CHECK(e <= 5e-4, "%s %s: NMSE %.3g over all cases vs float64 > 5e-4",
-                  bonsai_type_name(types[ti]), op_names[op], e);
-            printf("%s %s: NMSE %.3g vs float64 over all cases (int8 activations)\n",
-                   bonsai_type_name(types[ti]), op_names[op], e);
-        }
+    static const char *const acts[2] = {"int8", "fp16"};
+    for (int ai = 0; ai < 2; ai++)
+        for (int ti = 0; ti < 2; ti++)
+            for (int op = 0; op < 3; op++) {
+                if (ai == 1 && pool_norm[ai][ti][op] == 0) // no sm_90a kernels: skipped
+                    continue;
+                double e = pool_norm[ai][ti][op] > 0
+                               ? pool_err[ai][ti][op] / pool_norm[ai][ti][op]
+                               : INFINITY;
+                CHECK(e <= 5e-4, "%s %s: NMSE %.3g over all cases (%s activations) vs float64 "
+                      "> 5e-4", bonsai_type_name(types[ti]), op_names[op], e, acts[ai]);
+                printf("%s %s: NMSE %.3g vs float64 over all cases (%s activations)\n",
+                       bonsai_type_name(types[ti]), op_names[op], e, acts[ai]);
+            }
 }
 
 static void test_token_counts(bonsai_cuda *cu)
 {
     for (int ti = 0; ti < 2; ti++)
-        for (int gemm = 0; gemm < 5; gemm += gemm == 1 ? 2 : 1) { // paths 0, 1, 3, 4
+        for (int gemm = 0; gemm < 6; gemm += gemm == 1 ? 2 : 1) { // paths 0, 1, 3, 4, 5
             for (size_t m = 1; m <= 33; m++)
                 run_case(cu, types[ti], 67, 384, m, gemm, OP_MATMUL);
             run_case(cu, types[ti], 67, 384, 1, 2, OP_MATMUL);
@@ -325,7 +386,7 @@ static void test_shapes(bonsai_cuda *cu)
     };
     for (int ti = 0; ti < 2; ti++)
         for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
-            for (int path = 0; path < 5; path++)
+            for (int path = 0; path < 6; path++)
                 if (path != 2 || shapes[i].m == 1)
                     run_case(cu, types[ti], shapes[i].rows, shapes[i].k, shapes[i].m, path,
                              OP_MATMUL);
@@ -335,7 +396,7 @@ static void test_fused(bonsai_cuda *cu)
 {
     static const size_t ms[] = {1, 2, 3, 4, 5, 9, 17, 33, 100, 300};
     for (int ti = 0; ti < 2; ti++)
-        for (int gemm = 0; gemm < 5; gemm += gemm == 1 ? 2 : 1) // paths 0, 1, 3, 4
+        for (int gemm = 0; gemm < 6; gemm += gemm == 1 ? 2 : 1) // paths 0, 1, 3, 4, 5
             for (size_t i = 0; i < sizeof ms / sizeof ms[0]; i++) {
                 run_case(cu, types[ti], 131, 512, ms[i], gemm, OP_ADD);
                 run_case(cu, types[ti], 131, 512, ms[i], gemm, OP_SWIGLU);

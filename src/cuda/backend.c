@@ -133,6 +133,10 @@ bonsai_status bonsai_cuda_open(const bonsai_cuda_params *params, bonsai_cuda **o
     env = getenv("BONSAI_CUDA_GEMM_WGMMA");
     if (env && (strcmp(env, "0") == 0 || strcmp(env, "1") == 0))
         cu->gemm_wgmma = atoi(env);
+    cu->gemm_f16 = -1; /* -1: wherever gemm90 would run (matmul.c) */
+    env = getenv("BONSAI_CUDA_GEMM_F16");
+    if (env && strcmp(env, "0") == 0)
+        cu->gemm_f16 = 0;
     env = getenv("BONSAI_CUDA_GEMV_R8_MIN_ROWS");
     if (env && atol(env) > 0)
         cu->gemv_r8_min_rows = (size_t)atol(env);
@@ -173,6 +177,10 @@ void bonsai_cuda_close(bonsai_cuda *cu)
         api->cuMemFree(cu->act_d);
     if (cu->act_s)
         api->cuMemFree(cu->act_s);
+    if (cu->act_h)
+        api->cuMemFree(cu->act_h);
+    if (cu->act_hinv)
+        api->cuMemFree(cu->act_hinv);
     if (cu->module)
         api->cuModuleUnload(cu->module);
     if (cu->stream)

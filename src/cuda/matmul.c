@@ -1,6 +1,7 @@
 /* The CUDA matmul entry points: argument checks, the quantization of the
- * activations (kernels/quantize.cu) and the choice between the GEMV token
- * groups (kernels/gemv.cu) and the tensor-core GEMM (kernels/gemm.cu).
+ * activations (kernels/quantize.cu; quantize_f16.cu for gemm90h) and the
+ * choice between the GEMV token groups (kernels/gemv.cu) and the
+ * tensor-core GEMMs (kernels/gemm.cu, gemm90.cu, gemm90h.cu).
  * Every launch is checked; kernel faults surface at the next sync with
  * CUDA's error text. */
 #include <stdio.h>
@@ -37,6 +38,33 @@ static bonsai_status ensure_activations(bonsai_cuda *cu, size_t m_pad, size_t k)
     if (r != CUDA_SUCCESS)
         return bonsai_cuda_fail(api, r, "cuMemAlloc (quantized activations)");
     cu->act_bytes = need;
+    return BONSAI_OK;
+}
+
+/* The fp16 activations for gemm90h (kernels/layout_f16.cuh). */
+static bonsai_status ensure_activations_f16(bonsai_cuda *cu, size_t m_pad, size_t k)
+{
+    size_t need;
+    if (!bonsai_mul_size(m_pad, k * 2, &need))
+        return bonsai_fail(BONSAI_ERR_OVERFLOW, "CUDA matmul: %zu tokens x k = %zu overflows",
+                           m_pad, k);
+    if (need <= cu->act_h_bytes && m_pad <= cu->act_h_tokens)
+        return BONSAI_OK;
+    const bonsai_cuda_api *api = cu->api;
+    api->cuStreamSynchronize(cu->stream); // the old buffers may still be read
+    if (cu->act_h)
+        api->cuMemFree(cu->act_h);
+    if (cu->act_hinv)
+        api->cuMemFree(cu->act_hinv);
+    cu->act_h = cu->act_hinv = 0;
+    cu->act_h_bytes = cu->act_h_tokens = 0;
+    CUresult r = api->cuMemAlloc(&cu->act_h, need);
+    if (r == CUDA_SUCCESS)
+        r = api->cuMemAlloc(&cu->act_hinv, m_pad * sizeof(float));
+    if (r != CUDA_SUCCESS)
+        return bonsai_cuda_fail(api, r, "cuMemAlloc (fp16 activations)");
+    cu->act_h_bytes = need;
+    cu->act_h_tokens = m_pad;
     return BONSAI_OK;
 }
 
@@ -123,11 +151,46 @@ static int use_wgmma(const bonsai_cuda *cu, const bonsai_cuda_matrix *w, size_t 
     return cu->gemm_wgmma == 1 || (cu->gemm_tile_tokens == 0 && m >= GEMM90_MIN_TOKENS);
 }
 
+/* The fp16 wgmma GEMM (gemm90h.cu) wherever the int8 one (gemm90.cu) would
+ * run and it is loaded, unless BONSAI_CUDA_GEMM_F16=0. bench/NOTES.md
+ * (CUDA GEMM in fp16 on Hopper) has the numbers; its activations are fp16
+ * with a power-of-two token scale instead of q8 (more accurate: it is
+ * tested against a float64 reference on the same fp16 activations). */
+static int use_f16(const bonsai_cuda *cu, const bonsai_cuda_matrix *w, size_t m)
+{
+    return cu->gemm_f16 != 0 && cu->gemm90h[w->fmt] && use_wgmma(cu, w, m);
+}
+
+/* fp16 activations for gemm90h (kernels/quantize_f16.cu). */
+static bonsai_status quantize_f16(bonsai_cuda *cu, const bonsai_cuda_matrix *w,
+                                  const bonsai_cuda_buffer *x, size_t m, size_t m_pad)
+{
+    bonsai_status s = ensure_activations_f16(cu, m_pad, w->k);
+    if (s != BONSAI_OK)
+        return s;
+    int im = (int)m, im_pad = (int)m_pad, ik = (int)w->k, fmt = w->fmt;
+    CUdeviceptr xp = x->ptr;
+    void *args[] = {&xp, &im, &im_pad, &ik, &fmt, &cu->act_h, &cu->act_hinv};
+    return launch(cu, cu->quantize_f16, (unsigned)m_pad, 1, 256, 0, args, "bonsai_quantize_f16",
+                  0);
+}
+
 bonsai_status bonsai_cuda_quantize_activations(bonsai_cuda *cu, const bonsai_cuda_matrix *w,
                                                const bonsai_cuda_buffer *x, size_t m)
 {
     const size_t gt = BONSAI_CUDA_GEMM_TOKENS;
     const size_t m_pad = (m + gt - 1) / gt * gt;
+    if (use_gemm(cu, w, m) && use_f16(cu, w, m)) {
+        bonsai_status s = quantize_f16(cu, w, x, m, m_pad);
+        if (s == BONSAI_OK) {
+            cu->act_m = m;
+            cu->act_k = w->k;
+            cu->act_fmt = w->fmt;
+            cu->act_gemv = 0;
+            cu->act_f16 = 1;
+        }
+        return s;
+    }
     bonsai_status s = ensure_activations(cu, m_pad, w->k);
     if (s != BONSAI_OK)
         return s;
@@ -144,6 +207,7 @@ bonsai_status bonsai_cuda_quantize_activations(bonsai_cuda *cu, const bonsai_cud
         cu->act_k = w->k;
         cu->act_fmt = w->fmt;
         cu->act_gemv = gemv_order;
+        cu->act_f16 = 0;
     }
     return s;
 }
@@ -164,6 +228,17 @@ bonsai_status bonsai_cuda_matmul_quantized(bonsai_cuda *cu, const bonsai_cuda_ma
     CUdeviceptr ubits = u ? u->bits : w->bits, uscales = u ? u->scales : w->scales;
     void *args[] = {(void *)&w->bits, (void *)&w->scales, &ubits, &uscales, &rows, &ik,
                     &cu->act_qs, &cu->act_d, &cu->act_s, &im, &im_pad, &yp, &iadd};
+    if (cu->act_f16) {
+        const unsigned tile_rows = u ? 64 : 128;
+        CUfunction f = u ? cu->gemm90h_swiglu[fmt] : cu->gemm90h[fmt];
+        const size_t gx = w->rows_pad / tile_rows, gy = (m + 127) / 128;
+        void *h_args[] = {(void *)&w->bits, (void *)&w->scales, &ubits, &uscales, &rows, &ik,
+                          &cu->act_h, &cu->act_hinv, &im, &yp, &iadd};
+        // PDL on one-wave grids, as for gemm90
+        const int pdl = gx * gy <= (size_t)cu->info.sm_count;
+        return launch(cu, f, (unsigned)gx, (unsigned)gy, 256, (unsigned)cu->gemm90h_smem[fmt],
+                      h_args, u ? "bonsai_gemm90h_swiglu" : "bonsai_gemm90h", pdl);
+    }
     if (!cu->act_gemv) {
         const unsigned tile_rows = u ? 64 : 128;
         if (use_wgmma(cu, w, m)) {

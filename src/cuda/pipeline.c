@@ -228,8 +228,9 @@ static bonsai_status get_function(bonsai_cuda *cu, const char *name, CUfunction 
     return BONSAI_OK;
 }
 
-/* The sm_90a GEMM of kernels/gemm90.cu: absent from modules built for other
- * targets, which leaves *f NULL (matmul.c then runs gemm.cu's kernels). */
+/* The sm_90a GEMMs of kernels/gemm90.cu and gemm90h.cu: absent from modules
+ * built for other targets, which leaves *f NULL (matmul.c then runs gemm.cu's
+ * kernels). */
 static bonsai_status get_optional_function(bonsai_cuda *cu, const char *name, size_t smem,
                                            CUfunction *f)
 {
@@ -260,8 +261,12 @@ static bonsai_status get_functions(bonsai_cuda *cu)
     static const size_t gemm64_smem[BONSAI_CUDA_FMTS] = {3 * 12032, 3 * 16128};
     /* gemm90_cfg<FMT>::SMEM (gemm90.cu): 6 stages + 1024 bytes of alignment slack */
     static const size_t gemm90_smem[BONSAI_CUDA_FMTS] = {6 * 19456 + 1024, 6 * 23552 + 1024};
+    /* gemm90h_cfg<FMT>::SMEM (gemm90h.cu), likewise */
+    static const size_t gemm90h_smem[BONSAI_CUDA_FMTS] = {6 * 35840 + 1024, 6 * 37888 + 1024};
     char name[64];
     bonsai_status s = get_function(cu, "bonsai_quantize_q8", &cu->quantize);
+    if (s == BONSAI_OK)
+        s = get_function(cu, "bonsai_quantize_f16", &cu->quantize_f16);
     for (int f = 0; f < BONSAI_CUDA_FMTS && s == BONSAI_OK; f++) {
         for (int i = 0; i < BONSAI_CUDA_GEMV_NT && s == BONSAI_OK; i++) {
             snprintf(name, sizeof name, "bonsai_gemv_%s_t%d", fmt[f], nt[i]);
@@ -304,6 +309,13 @@ static bonsai_status get_functions(bonsai_cuda *cu)
         snprintf(name, sizeof name, "bonsai_gemm90_swiglu_%s", fmt[f]);
         if (s == BONSAI_OK)
             s = get_optional_function(cu, name, gemm90_smem[f], &cu->gemm90_swiglu[f]);
+        cu->gemm90h_smem[f] = gemm90h_smem[f];
+        snprintf(name, sizeof name, "bonsai_gemm90h_%s", fmt[f]);
+        if (s == BONSAI_OK)
+            s = get_optional_function(cu, name, gemm90h_smem[f], &cu->gemm90h[f]);
+        snprintf(name, sizeof name, "bonsai_gemm90h_swiglu_%s", fmt[f]);
+        if (s == BONSAI_OK)
+            s = get_optional_function(cu, name, gemm90h_smem[f], &cu->gemm90h_swiglu[f]);
     }
     return s;
 }

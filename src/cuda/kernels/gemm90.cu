@@ -44,7 +44,7 @@
  * Shapes: rows padded to 128 on upload, k % 128 == 0, m_pad % 128 == 0.
  * Grid: (rows_pad / 128 (SwiGLU: / 64), ceil(m / 128)); 256 threads;
  * dynamic shared memory gemm90_cfg<FMT>::SMEM (Q1 117760, TQ2 142336). */
-#include "layout.cuh"
+#include "wgmma.cuh"
 
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
 
@@ -62,24 +62,6 @@ struct gemm90_cfg {
     static constexpr int STAGE = (OFF_DX + 512 + 1023) / 1024 * 1024;
     static constexpr int SMEM = G90_STAGES * STAGE + 1024; // + alignment slack
 };
-
-__device__ __forceinline__ u32 g90_smem_addr(const void *p)
-{
-    return (u32)__cvta_generic_to_shared(p);
-}
-
-__device__ __forceinline__ void g90_cp16(u32 dst, const void *src)
-{
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(dst), "l"(src));
-}
-
-/* wgmma shared-memory descriptor: K-major, 128-byte swizzle, 8-row atoms
- * 1024 bytes apart. */
-__device__ __forceinline__ unsigned long long g90_desc(u32 addr)
-{
-    return (unsigned long long)((addr & 0x3FFFF) >> 4) | (1ull << 16) |
-           ((unsigned long long)(1024 >> 4) << 32) | (1ull << 62);
-}
 
 __device__ __forceinline__ void g90_wgmma(int (&d)[64], const u32 (&a)[4],
                                           unsigned long long desc, int accumulate)
