@@ -293,8 +293,9 @@ static void run_case(bonsai_cuda *cu, bonsai_type type, size_t rows, size_t k, s
         cu->gemv_r8_min_rows = path == 2 ? 1 : (size_t)1 << 30;
         const int tile_tokens = cu->gemm_tile_tokens;
         cu->gemm_tile_tokens = path == 3 ? 64 : path == 1 ? 128 : 0;
+        const int f16 = cu->gemm_f16;
         cu->gemm_wgmma = path >= 4 ? 1 : 0;
-        cu->gemm_f16 = path == 5 ? -1 : 0;
+        cu->gemm_f16 = path == 5;
         s = op == OP_SWIGLU ? bonsai_cuda_matmul_swiglu(cu, dw, du, dx, m, dy)
             : op == OP_ADD  ? bonsai_cuda_matmul_add(cu, dw, dx, m, dy)
                             : bonsai_cuda_matmul(cu, dw, dx, m, dy);
@@ -303,7 +304,7 @@ static void run_case(bonsai_cuda *cu, bonsai_type type, size_t rows, size_t k, s
         bonsai_cuda_set_gemm_min_tokens(cu, 0);
         cu->gemm_tile_tokens = tile_tokens;
         cu->gemm_wgmma = -1;
-        cu->gemm_f16 = -1;
+        cu->gemm_f16 = f16;
     }
     const char *path_name = path == 1   ? "gemm"
                             : path == 2 ? "gemv-r8"

@@ -46,12 +46,13 @@ struct bonsai_cuda {
     size_t gemm90_smem[BONSAI_CUDA_FMTS];
     int gemm_wgmma; /* 1: gemm90 for every GEMM, 0: never (BONSAI_CUDA_GEMM_WGMMA); -1: rule */
     /* sm_90a fp16 wgmma GEMM (kernels/gemm90h.cu) on fp16 activations
-     * (kernels/quantize_f16.cu): where it is loaded, it replaces gemm90
-     * unless gemm_f16 is 0 (BONSAI_CUDA_GEMM_F16=0: the int8 gemm90) */
+     * (kernels/quantize_f16.cu): more accurate than q8, but slower than
+     * gemm90 on the H100 (bench/NOTES.md), so only on request: gemm_f16 = 1
+     * (BONSAI_CUDA_GEMM_F16=1) runs it wherever gemm90 would run */
     CUfunction quantize_f16;
     CUfunction gemm90h[BONSAI_CUDA_FMTS], gemm90h_swiglu[BONSAI_CUDA_FMTS];
     size_t gemm90h_smem[BONSAI_CUDA_FMTS];
-    int gemm_f16; /* 0: never; -1: wherever gemm90 would run */
+    int gemm_f16; /* 1: gemm90h instead of gemm90; 0: never */
     /* fp16 activations: xh [m_pad][k] fp16, xinv [m_pad] fp32 */
     CUdeviceptr act_h, act_hinv;
     size_t act_h_bytes, act_h_tokens; /* capacities of act_h and act_hinv */

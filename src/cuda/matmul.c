@@ -151,14 +151,14 @@ static int use_wgmma(const bonsai_cuda *cu, const bonsai_cuda_matrix *w, size_t 
     return cu->gemm_wgmma == 1 || (cu->gemm_tile_tokens == 0 && m >= GEMM90_MIN_TOKENS);
 }
 
-/* The fp16 wgmma GEMM (gemm90h.cu) wherever the int8 one (gemm90.cu) would
- * run and it is loaded, unless BONSAI_CUDA_GEMM_F16=0. bench/NOTES.md
- * (CUDA GEMM in fp16 on Hopper) has the numbers; its activations are fp16
- * with a power-of-two token scale instead of q8 (more accurate: it is
- * tested against a float64 reference on the same fp16 activations). */
+/* The fp16 wgmma GEMM (gemm90h.cu) instead of the int8 one (gemm90.cu),
+ * only on request (BONSAI_CUDA_GEMM_F16=1): its activations are fp16 with
+ * a power-of-two token scale instead of q8 (NMSE vs float64 ~4e-8 instead
+ * of ~1.4e-4), but on the H100 it measured slower at 512 tokens (bench/
+ * NOTES.md, CUDA GEMM in fp16 on Hopper: Q1 4096x4096 34.9 vs 29.4 us). */
 static int use_f16(const bonsai_cuda *cu, const bonsai_cuda_matrix *w, size_t m)
 {
-    return cu->gemm_f16 != 0 && cu->gemm90h[w->fmt] && use_wgmma(cu, w, m);
+    return cu->gemm_f16 == 1 && cu->gemm90h[w->fmt] && use_wgmma(cu, w, m);
 }
 
 /* fp16 activations for gemm90h (kernels/quantize_f16.cu). */

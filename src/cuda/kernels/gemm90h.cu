@@ -24,7 +24,8 @@
  * Warpgroup wg owns smem rows 64wg..64wg+63; its warp w rows 16w..16w+15;
  * thread (g = lane / 4, t = lane % 4) builds the A fragments of rows g and
  * g + 8 (layout_f16.cuh: k-step j, pair h from bit / code i = 2j + h of
- * word t) after its previous block's wgmma have finished (gemm90h_step).
+ * word t) of block b + 2 while blocks b and b + 1's wgmma run; three A
+ * buffers (gemm90h_step says why).
  * PDL as in gemm90.cu. SwiGLU: smem row 64wg + 16w + 8h + g holds matrix h
  * (0 gate, 1 up) row 32wg + 8w + g of the tile.
  * Shapes: rows padded to 128 on upload, k % 128 == 0, m_pad % 128 == 0.
@@ -159,29 +160,32 @@ __device__ __forceinline__ u32 g90h_pair(u32 w, u32 w2, u32 d2, int i, u32 magic
     return r;
 }
 
-/* Block b: wait for its stage, queue the copies of block b + STAGES - 2,
- * wait for block b - 1's wgmma (they read the A registers; ptxas
- * serializes every wgmma (C7513) if A registers are written while any wgmma
- * is in flight), build block b's A fragments and start its 8 wgmma. The
- * barrier and the copies overlap block b - 1's wgmma; the other warpgroup's
- * wgmma overlap this one's A build. */
+/* Block b's data is in its stage for every thread: wait for this thread's
+ * copies, make them visible to the tensor cores and the other threads,
+ * then queue the copies of block b + STAGES - 3 into the stage that block
+ * b - 3 used (its wgmma have finished in both warpgroups: each waits for
+ * its own before this barrier; gemm90h_step). */
 template <int FMT>
-__device__ __forceinline__ void gemm90h_step(u8 *smem, int b, int nb, const gemm90h_copies &plan,
-                                             float (&acc)[64], int r0, int t, u32 magic)
+__device__ __forceinline__ void gemm90h_sync(u8 *smem, int b, int nb, const gemm90h_copies &plan)
 {
     typedef gemm90h_cfg<FMT> C;
-    asm volatile("cp.async.wait_group %0;" ::"n"(G90H_STAGES - 3));
+    asm volatile("cp.async.wait_group %0;" ::"n"(G90H_STAGES - 4));
     asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
     __syncthreads();
-    if (b + G90H_STAGES - 2 < nb) {
-        const u32 st = g90_smem_addr(smem + ((b + G90H_STAGES - 2) % G90H_STAGES) * C::STAGE);
-        gemm90h_load_weights<FMT>(st, b + G90H_STAGES - 2, plan);
-        gemm90h_load_activations(st, b + G90H_STAGES - 2, nb * 128, plan);
+    if (b + G90H_STAGES - 3 < nb) {
+        const u32 st = g90_smem_addr(smem + ((b + G90H_STAGES - 3) % G90H_STAGES) * C::STAGE);
+        gemm90h_load_weights<FMT>(st, b + G90H_STAGES - 3, plan);
+        gemm90h_load_activations(st, b + G90H_STAGES - 3, nb * 128, plan);
     }
     asm volatile("cp.async.commit_group;");
-    asm volatile("wgmma.wait_group.sync.aligned 0;" ::: "memory");
+}
 
-    const u8 *st = smem + (b % G90H_STAGES) * C::STAGE;
+/* Block b's A fragments from its stage (layout_f16.cuh). */
+template <int FMT>
+__device__ __forceinline__ void gemm90h_build(const u8 *st, u32 (&a)[8][4], int r0, int t,
+                                              u32 magic)
+{
+    typedef gemm90h_cfg<FMT> C;
     u32 w[2][2], d2[2]; // [row g, g + 8]
 #pragma unroll
     for (int h = 0; h < 2; h++) {
@@ -197,19 +201,39 @@ __device__ __forceinline__ void gemm90h_step(u8 *smem, int b, int nb, const gemm
         const u32 d = *(const u16 *)(st + C::OFF_W + 2 * (r0 + 8 * h));
         d2[h] = d | d << 16;
     }
-    u32 a[8][4];
 #pragma unroll
     for (int j = 0; j < 8; j++)
 #pragma unroll
         for (int i = 0; i < 4; i++) // a0 a1 a2 a3: (row g, g + 8) x (h = 0, 1)
             a[j][i] = g90h_pair<FMT>(w[i & 1][0], w[i & 1][1], d2[i & 1], 2 * j + (i >> 1),
                                      magic);
+}
+
+/* Block b: start its 8 wgmma on a (built two steps earlier), wait for
+ * block b - 1's (one batch stays in flight), then sync on block b + 2's
+ * stage and build its A fragments into the buffer block b - 1 used. The
+ * tensor cores never drain, and no A register is written while a wgmma
+ * issued before it could read it is pending: a wgmma whose A registers
+ * were written while an older wgmma was in flight would make ptxas
+ * serialize every wgmma (C7513). */
+template <int FMT>
+__device__ __forceinline__ void gemm90h_step(u8 *smem, int b, int nb, const gemm90h_copies &plan,
+                                             float (&acc)[64], u32 (&a)[8][4],
+                                             u32 (&next)[8][4], int r0, int t, u32 magic)
+{
+    typedef gemm90h_cfg<FMT> C;
     asm volatile("wgmma.fence.sync.aligned;" ::: "memory");
-    const unsigned long long desc = g90_desc(g90_smem_addr(st + C::OFF_B));
+    const unsigned long long desc =
+        g90_desc(g90_smem_addr(smem + (b % G90H_STAGES) * C::STAGE + C::OFF_B));
 #pragma unroll
     for (int j = 0; j < 8; j++) // + 32 bytes per k-step, + 16384 per k-half
         g90h_wgmma(acc, a[j], desc + (j >> 2) * 1024 + (j & 3) * 2);
     asm volatile("wgmma.commit_group.sync.aligned;" ::: "memory");
+    asm volatile("wgmma.wait_group.sync.aligned 1;" ::: "memory");
+    if (b + 2 < nb) {
+        gemm90h_sync<FMT>(smem, b + 2, nb, plan);
+        gemm90h_build<FMT>(smem + ((b + 2) % G90H_STAGES) * C::STAGE, next, r0, t, magic);
+    }
 }
 
 template <int FMT, bool SWIGLU>
@@ -241,18 +265,30 @@ __device__ __forceinline__ void gemm90h_body(const u8 *__restrict__ wbits,
     const gemm90h_copies plan = gemm90h_plan<FMT, SWIGLU>(row_base, tok_base, wbits, wscales,
                                                           ubits, uscales, k, xh);
 #pragma unroll
-    for (int s = 0; s < G90H_STAGES - 2; s++)
+    for (int s = 0; s < G90H_STAGES - 3; s++)
         if (s < nb)
             gemm90h_load_weights<FMT>(g90_smem_addr(smem + s * C::STAGE), s, plan);
     pdl_wait_previous();
 #pragma unroll
-    for (int s = 0; s < G90H_STAGES - 2; s++) {
+    for (int s = 0; s < G90H_STAGES - 3; s++) {
         if (s < nb)
             gemm90h_load_activations(g90_smem_addr(smem + s * C::STAGE), s, k, plan);
         asm volatile("cp.async.commit_group;");
     }
-    for (int b = 0; b < nb; b++)
-        gemm90h_step<FMT>(smem, b, nb, plan, acc, r0, t, magic);
+    u32 a0[8][4], a1[8][4], a2[8][4]; // block b's A in a(b % 3)
+    gemm90h_sync<FMT>(smem, 0, nb, plan);
+    gemm90h_build<FMT>(smem, a0, r0, t, magic);
+    if (nb > 1) {
+        gemm90h_sync<FMT>(smem, 1, nb, plan);
+        gemm90h_build<FMT>(smem + C::STAGE, a1, r0, t, magic);
+    }
+    for (int b = 0; b < nb; b += 3) {
+        gemm90h_step<FMT>(smem, b, nb, plan, acc, a0, a2, r0, t, magic);
+        if (b + 1 < nb)
+            gemm90h_step<FMT>(smem, b + 1, nb, plan, acc, a1, a0, r0, t, magic);
+        if (b + 2 < nb)
+            gemm90h_step<FMT>(smem, b + 2, nb, plan, acc, a2, a1, r0, t, magic);
+    }
     asm volatile("wgmma.wait_group.sync.aligned 0;" ::: "memory");
     asm volatile("cp.async.wait_group 0;");
 #pragma unroll
