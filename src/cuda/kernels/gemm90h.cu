@@ -17,12 +17,15 @@
  *
  * A block of 256 threads = 2 warpgroups computes 128 weight rows (SwiGLU: 64
  * gate rows and the same 64 up rows) x 128 tokens, stepping over k one
- * 128-block at a time through a 6-stage cp.async ring; a stage holds
+ * 128-block at a time through a 6-stage ring in shared memory; a stage holds
  *   B : 128 tokens x 256 bytes as two k-halves of 128 tokens x 128 bytes,
  *       each the 128-byte-swizzle K-major layout of the wgmma descriptor
- *       (chunk c of token n at c ^ (n & 7), 8-token atoms of 1024 bytes);
- *   A : 128 rows of weight bits (Q1 16 B, TQ2 32 B);
- *   the 128 rows' fp16 scales (16 octets).
+ *       (chunk c of token n at c ^ (n & 7), 8-token atoms of 1024 bytes):
+ *       quantize_f16.cu stores each (token tile, block) as this image, so
+ *       one 32 KB bulk copy (cp.async.bulk, completing on the stage's
+ *       mbarrier) fills it;
+ *   A : 128 rows of weight bits (Q1 16 B, TQ2 32 B), by 16-byte cp.async;
+ *   the 128 rows' fp16 scales (16 octets), likewise.
  * Warpgroup wg owns smem rows 64wg..64wg+63; its warp w rows 16w..16w+15;
  * thread (g = lane / 4, t = lane % 4) builds the A fragments of rows g and
  * g + 8 (layout_f16.cuh: k-step j, pair h from bit / code i = 2j + h of
@@ -84,8 +87,7 @@ struct gemm90h_copies {
     u32 a_dst;
     const u8 *w; // 8 rows' scales (threads 0..15; NULL: none)
     u32 w_dst;
-    const u8 *b; // B chunk c of token n; copy i is token n + 16 i
-    u32 b_dst;
+    const u8 *b; // the token tile's B images (layout_f16.cuh), block b at 32768 b
 };
 
 template <int FMT, bool SWIGLU>
@@ -117,9 +119,7 @@ __device__ __forceinline__ gemm90h_copies gemm90h_plan(int row_base, int tok_bas
         p.w = (const u8 *)((mat ? uscales : wscales) + (size_t)(row / 8) * nb * 8);
         p.w_dst = C::OFF_W + 16 * tid;
     }
-    const int n = tid >> 4, c = tid & 15; // + 16 i tokens keeps n & 7
-    p.b = (const u8 *)xh + (size_t)(tok_base + n) * k * 2 + c * 16;
-    p.b_dst = C::OFF_B + (c >> 3) * 16384 + n * 128 + (((c & 7) ^ (n & 7)) << 4);
+    p.b = (const u8 *)xh + (size_t)(tok_base / 128) * nb * 32768;
     return p;
 }
 
@@ -134,14 +134,14 @@ __device__ __forceinline__ void gemm90h_load_weights(u32 st, int b, const gemm90
         g90_cp16(st + p.w_dst, p.w + (size_t)b * 16);
 }
 
-/* Block b's activation copies. */
-__device__ __forceinline__ void gemm90h_load_activations(u32 st, int b, int k,
+/* Block b's activations: one 32 KB bulk copy of its stage image by thread
+ * 0, completing on the stage's mbarrier. */
+template <int FMT>
+__device__ __forceinline__ void gemm90h_load_activations(u32 st, int b, u32 mbar,
                                                          const gemm90h_copies &p)
 {
-    const u8 *src = p.b + (size_t)b * 256;
-#pragma unroll
-    for (int i = 0; i < 8; i++)
-        g90_cp16(st + p.b_dst + 2048 * i, src + (size_t)(16 * i) * k * 2);
+    if (threadIdx.x == 0)
+        g90_bulk_load(st + gemm90h_cfg<FMT>::OFF_B, p.b + (size_t)b * 32768, 32768, mbar);
 }
 
 /* The fp16 pair of weights i (layout_f16.cuh) of one row: Q1 from word w
@@ -163,21 +163,25 @@ __device__ __forceinline__ u32 g90h_pair(u32 w, u32 w2, u32 d2, int i, u32 magic
 }
 
 /* Block b's data is in its stage for every thread: wait for this thread's
- * copies, make them visible to the tensor cores and the other threads,
- * then queue the copies of block b + STAGES - 3 into the stage that block
- * b - 3 used (its wgmma have finished in both warpgroups: each waits for
- * its own before this barrier; gemm90h_step). */
+ * cp.async copies (weights) and the stage's mbarrier (activations: the
+ * async proxy wrote them, and only the wgmma, also async, read them: no
+ * proxy fence), then queue the copies of block b + STAGES - 3 into the
+ * stage that block b - 3 used (its wgmma have finished in both
+ * warpgroups: each waits for its own before this barrier; gemm90h_step).
+ * mbar: shared address of the STAGES mbarriers (8 bytes each). */
 template <int FMT>
-__device__ __forceinline__ void gemm90h_sync(u8 *smem, int b, int nb, const gemm90h_copies &plan)
+__device__ __forceinline__ void gemm90h_sync(u8 *smem, int b, int nb, const gemm90h_copies &plan,
+                                             u32 mbar)
 {
     typedef gemm90h_cfg<FMT> C;
     asm volatile("cp.async.wait_group %0;" ::"n"(G90H_STAGES - 4));
-    asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
+    g90_mbar_wait(mbar + 8 * (b % G90H_STAGES), (b / G90H_STAGES) & 1);
     __syncthreads();
     if (b + G90H_STAGES - 3 < nb) {
-        const u32 st = g90_smem_addr(smem + ((b + G90H_STAGES - 3) % G90H_STAGES) * C::STAGE);
+        const int s = (b + G90H_STAGES - 3) % G90H_STAGES;
+        const u32 st = g90_smem_addr(smem + s * C::STAGE);
         gemm90h_load_weights<FMT>(st, b + G90H_STAGES - 3, plan);
-        gemm90h_load_activations(st, b + G90H_STAGES - 3, nb * 128, plan);
+        gemm90h_load_activations<FMT>(st, b + G90H_STAGES - 3, mbar + 8 * s, plan);
     }
     asm volatile("cp.async.commit_group;");
 }
@@ -221,7 +225,8 @@ __device__ __forceinline__ void gemm90h_build(const u8 *st, u32 (&a)[8][4], int 
 template <int FMT>
 __device__ __forceinline__ void gemm90h_step(u8 *smem, int b, int nb, const gemm90h_copies &plan,
                                              float (&acc)[64], u32 (&a)[8][4],
-                                             u32 (&next)[8][4], int r0, int t, u32 magic)
+                                             u32 (&next)[8][4], int r0, int t, u32 magic,
+                                             u32 mbar)
 {
     typedef gemm90h_cfg<FMT> C;
     asm volatile("wgmma.fence.sync.aligned;" ::: "memory");
@@ -233,7 +238,7 @@ __device__ __forceinline__ void gemm90h_step(u8 *smem, int b, int nb, const gemm
     asm volatile("wgmma.commit_group.sync.aligned;" ::: "memory");
     asm volatile("wgmma.wait_group.sync.aligned 1;" ::: "memory");
     if (b + 2 < nb) {
-        gemm90h_sync<FMT>(smem, b + 2, nb, plan);
+        gemm90h_sync<FMT>(smem, b + 2, nb, plan, mbar);
         gemm90h_build<FMT>(smem + ((b + 2) % G90H_STAGES) * C::STAGE, next, r0, t, magic);
     }
 }
@@ -264,6 +269,15 @@ __device__ __forceinline__ void gemm90h_body(const u8 *__restrict__ wbits,
 #pragma unroll
     for (int i = 0; i < 64; i++)
         acc[i] = 0.0f;
+    __shared__ __align__(8) unsigned long long mbars[G90H_STAGES];
+    const u32 mbar = g90_smem_addr(mbars);
+    if (tid == 0) {
+#pragma unroll
+        for (int s = 0; s < G90H_STAGES; s++)
+            g90_mbar_init(mbar + 8 * s, 1);
+        asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
+    }
+    __syncthreads();
     const gemm90h_copies plan = gemm90h_plan<FMT, SWIGLU>(row_base, tok_base, wbits, wscales,
                                                           ubits, uscales, k, xh);
 #pragma unroll
@@ -274,22 +288,23 @@ __device__ __forceinline__ void gemm90h_body(const u8 *__restrict__ wbits,
 #pragma unroll
     for (int s = 0; s < G90H_STAGES - 3; s++) {
         if (s < nb)
-            gemm90h_load_activations(g90_smem_addr(smem + s * C::STAGE), s, k, plan);
+            gemm90h_load_activations<FMT>(g90_smem_addr(smem + s * C::STAGE), s, mbar + 8 * s,
+                                          plan);
         asm volatile("cp.async.commit_group;");
     }
     u32 a0[8][4], a1[8][4], a2[8][4]; // block b's A in a(b % 3)
-    gemm90h_sync<FMT>(smem, 0, nb, plan);
+    gemm90h_sync<FMT>(smem, 0, nb, plan, mbar);
     gemm90h_build<FMT>(smem, a0, r0, t, magic);
     if (nb > 1) {
-        gemm90h_sync<FMT>(smem, 1, nb, plan);
+        gemm90h_sync<FMT>(smem, 1, nb, plan, mbar);
         gemm90h_build<FMT>(smem + C::STAGE, a1, r0, t, magic);
     }
     for (int b = 0; b < nb; b += 3) {
-        gemm90h_step<FMT>(smem, b, nb, plan, acc, a0, a2, r0, t, magic);
+        gemm90h_step<FMT>(smem, b, nb, plan, acc, a0, a2, r0, t, magic, mbar);
         if (b + 1 < nb)
-            gemm90h_step<FMT>(smem, b + 1, nb, plan, acc, a1, a0, r0, t, magic);
+            gemm90h_step<FMT>(smem, b + 1, nb, plan, acc, a1, a0, r0, t, magic, mbar);
         if (b + 2 < nb)
-            gemm90h_step<FMT>(smem, b + 2, nb, plan, acc, a2, a1, r0, t, magic);
+            gemm90h_step<FMT>(smem, b + 2, nb, plan, acc, a2, a1, r0, t, magic, mbar);
     }
     asm volatile("wgmma.wait_group.sync.aligned 0;" ::: "memory");
     asm volatile("cp.async.wait_group 0;");

@@ -1,8 +1,13 @@
 /* The fp16 activation layout read by the fp16 wgmma GEMM (gemm90h.cu) and
  * written by quantize_f16.cu; weights stay in layout.cuh's upload layout.
  *
- *   xh   [m_pad][k] fp16: token t's activations times 2^p_t, rounded to
- *        nearest even, each 128-block stored permuted (below); tokens
+ *   xh   m_pad * k fp16: token t's activations times 2^p_t, rounded to
+ *        nearest even, each 128-block permuted (below), stored as the
+ *        shared-memory image of gemm90h.cu's B stage: per (tile of 128
+ *        tokens T, block b) 32768 bytes at 32768 (T * k/128 + b), in it
+ *        k-half kh (positions 64kh..64kh+63) at 16384 kh, token n of the
+ *        tile at 128 n, its 16-byte chunk c (positions 64kh + 8c..+7) at
+ *        16 (c ^ (n & 7)) (the wgmma's 128-byte swizzle); tokens
  *        m..m_pad-1 are zero;
  *   xinv [m_pad] fp32: 2^-p_t (0 for the padding tokens).
  *
@@ -34,6 +39,15 @@
 __device__ __forceinline__ int f16_natural_index(int fmt, int t, int i, int e)
 {
     return fmt == FMT_Q1 ? 32 * t + 16 * e + i : 32 * t + 16 * (i >> 3) + (i & 7) + 8 * e;
+}
+
+/* Byte offset in xh of the 16-byte chunk holding positions 8i..8i+7 of
+ * block b of token tok (nb = k / 128). */
+__device__ __forceinline__ size_t f16_chunk_offset(int tok, int b, int i, int nb)
+{
+    const int n = tok & 127, c = i & 7;
+    return ((size_t)(tok >> 7) * nb + b) * 32768 + (i >> 3) * 16384 + n * 128 +
+           ((c ^ (n & 7)) << 4);
 }
 
 /* The token scale exponent p for max |x| = amax (see above). */

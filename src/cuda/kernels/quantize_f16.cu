@@ -1,10 +1,10 @@
 /* quantize_f16: fp32 activations -> the fp16 layout of layout_f16.cuh, for
  * the fp16 wgmma GEMM (gemm90h.cu).
  *
- * x [m][k] fp32 (token-major, k % 128 == 0) -> xh [m_pad][k] fp16 (each
+ * x [m][k] fp32 (token-major, k % 128 == 0) -> xh, m_pad * k fp16 (each
  * token times its power-of-two scale 2^p, rounded to nearest even, blocks
- * permuted for format fmt) and xinv [m_pad] = 2^-p; tokens m..m_pad-1 are
- * zeros. Matches, bit for bit, the CPU rule in tests/test_cuda.c
+ * permuted for format fmt, stored as gemm90h's shared-memory images) and
+ * xinv [m_pad] = 2^-p; tokens m..m_pad-1 are zeros. Matches, bit for bit, the CPU rule in tests/test_cuda.c
  * (fp16_reference): p from max |x| of the token, then
  * bonsai_fp32_to_fp16(x * 2^p) (the product is exact).
  * Grid: m_pad blocks (one token each) of 256 threads. */
@@ -16,11 +16,11 @@ bonsai_quantize_f16(const float *__restrict__ x, int m, int m_pad, int k, int fm
 {
     __shared__ float part[8];
     pdl_launch_dependents(); // the matmul after this may start prefetching its weights
-    const int tok = blockIdx.x, tid = threadIdx.x;
-    uint4 *dst = (uint4 *)(xh + (size_t)tok * (k / 2)); // 8 fp16 per uint4
+    const int tok = blockIdx.x, tid = threadIdx.x, nb = k / 128;
+    u8 *dst = (u8 *)xh;
     if (tok >= m) {
         for (int q = tid; q < k / 8; q += 256)
-            dst[q] = make_uint4(0, 0, 0, 0);
+            *(uint4 *)(dst + f16_chunk_offset(tok, q >> 4, q & 15, nb)) = make_uint4(0, 0, 0, 0);
         if (tid == 0)
             xinv[tok] = 0.0f;
         return;
@@ -54,7 +54,8 @@ bonsai_quantize_f16(const float *__restrict__ x, int m, int m_pad, int k, int fm
             const float hi = xb[f16_natural_index(fmt, t, i, 1)] * scale;
             asm("cvt.rn.f16x2.f32 %0, %1, %2;" : "=r"(word[t]) : "f"(hi), "f"(lo));
         }
-        dst[q] = make_uint4(word[0], word[1], word[2], word[3]);
+        *(uint4 *)(dst + f16_chunk_offset(tok, q >> 4, i, nb)) =
+            make_uint4(word[0], word[1], word[2], word[3]);
     }
     if (tid == 0)
         xinv[tok] = __uint_as_float((u32)(127 - p) << 23);
