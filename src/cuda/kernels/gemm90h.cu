@@ -2,8 +2,9 @@
  * for many tokens) with fp16 operands: wgmma.mma_async m64n128k16
  * f32.f16.f16, sm_90a only (other targets compile none of this file).
  * matmul.c runs it instead of gemm90.cu only with BONSAI_CUDA_GEMM_F16=1:
- * more accurate, but slower on the H100 (bench/NOTES.md, CUDA GEMM in fp16
- * on Hopper: its 2048 cp.async copies per block cost a quarter of the time).
+ * more accurate; its cp.async version measured slower than gemm90 on the
+ * H100 (bench/NOTES.md, CUDA GEMM in fp16 on Hopper), this bulk-copy one is
+ * not measured yet.
  *
  * Reads weights in layout.cuh's upload layout and fp16 activations in
  * layout_f16.cuh's (quantize_f16.cu); writes y [m][rows] fp32 (token-major).
