@@ -31,6 +31,7 @@ nvcc -cubin -std=c++17 -gencode=arch=compute_90a,code=sm_90a -Xptxas -v -Isrc/cu
 cuobjdump -sass -fun bonsai_gemm_q1 "$OUT/kernels_sm90.cubin" > "$OUT/gemm_q1.sass" 2>&1
 cuobjdump -sass -fun bonsai_gemv_q1_t1 "$OUT/kernels_sm90.cubin" >> "$OUT/gemm_q1.sass" 2>&1
 cuobjdump -sass -fun bonsai_gemm90_q1 "$OUT/kernels_sm90.cubin" > "$OUT/gemm90_q1.sass" 2>&1
+cuobjdump -sass -fun bonsai_gemm90h_q1 "$OUT/kernels_sm90.cubin" > "$OUT/gemm90h_q1.sass" 2>&1
 rm -f "$OUT/kernels_sm90.cubin"
 
 phase "tests"
@@ -62,7 +63,12 @@ BONSAI_CUDA_GEMM_BN=64 timeout 90 $B --type q1,tq2 --shape 4096x4096,24576x4096 
     -n 64,512,2048 --hot -r 15 -o json 2>&1 >/dev/null | grep -E "n=" | sed "s/^/bn64 /" |
     tee -a "$OUT/bench_gemv.err"
 
-phase "GEMM on gemm.cu's mma.sync tiles instead of gemm90's wgmma (BONSAI_CUDA_GEMM_WGMMA=0)"
+phase "GEMM on gemm90's int8 wgmma instead of gemm90h's fp16 (BONSAI_CUDA_GEMM_F16=0)"
+BONSAI_CUDA_GEMM_F16=0 timeout 90 $B --type q1,tq2 --shape 4096x4096,24576x4096 \
+    -n 512,2048 --hot -r 15 -o json 2>&1 >/dev/null | grep -E "n=" | sed "s/^/int8 gemm90 /" |
+    tee -a "$OUT/bench_gemv.err"
+
+phase "GEMM on gemm.cu's mma.sync tiles instead of wgmma (BONSAI_CUDA_GEMM_WGMMA=0)"
 BONSAI_CUDA_GEMM_WGMMA=0 timeout 90 $B --type q1,tq2 --shape 4096x4096,24576x4096 \
     -n 64,512,2048 --hot -r 15 -o json 2>&1 >/dev/null | grep -E "n=" | sed "s/^/mma.sync /" |
     tee -a "$OUT/bench_gemv.err"
