@@ -133,10 +133,10 @@ bonsai_status bonsai_cuda_open(const bonsai_cuda_params *params, bonsai_cuda **o
     env = getenv("BONSAI_CUDA_GEMM_WGMMA");
     if (env && (strcmp(env, "0") == 0 || strcmp(env, "1") == 0))
         cu->gemm_wgmma = atoi(env);
-    cu->gemm_f16 = 1; /* gemm90h wherever gemm90 would run (matmul.c); 0: gemm90 */
+    cu->gemm_f16 = 0; /* 1: gemm90h wherever gemm90 would run (matmul.c) */
     env = getenv("BONSAI_CUDA_GEMM_F16");
-    if (env && strcmp(env, "0") == 0)
-        cu->gemm_f16 = 0;
+    if (env && strcmp(env, "1") == 0)
+        cu->gemm_f16 = 1;
     env = getenv("BONSAI_CUDA_GEMV_R8_MIN_ROWS");
     if (env && atol(env) > 0)
         cu->gemv_r8_min_rows = (size_t)atol(env);

@@ -46,9 +46,9 @@ struct bonsai_cuda {
     size_t gemm90_smem[BONSAI_CUDA_FMTS];
     int gemm_wgmma; /* 1: gemm90 for every GEMM, 0: never (BONSAI_CUDA_GEMM_WGMMA); -1: rule */
     /* sm_90a fp16 wgmma GEMM (kernels/gemm90h.cu) on fp16 activations
-     * (kernels/quantize_f16.cu): more accurate than q8 and as fast or
-     * faster on the H100 (bench/NOTES.md); gemm_f16 = 1 (the default; 0 by
-     * BONSAI_CUDA_GEMM_F16=0) runs it wherever gemm90 would run */
+     * (kernels/quantize_f16.cu): more accurate than q8, faster than gemm90
+     * on some shapes and slower on others (bench/NOTES.md); gemm_f16 = 1
+     * (BONSAI_CUDA_GEMM_F16=1) runs it wherever gemm90 would run */
     CUfunction quantize_f16;
     CUfunction gemm90h[BONSAI_CUDA_FMTS], gemm90h_swiglu[BONSAI_CUDA_FMTS];
     size_t gemm90h_smem[BONSAI_CUDA_FMTS];

@@ -151,11 +151,12 @@ static int use_wgmma(const bonsai_cuda *cu, const bonsai_cuda_matrix *w, size_t 
     return cu->gemm_wgmma == 1 || (cu->gemm_tile_tokens == 0 && m >= GEMM90_MIN_TOKENS);
 }
 
-/* The fp16 wgmma GEMM (gemm90h.cu) instead of the int8 one (gemm90.cu)
- * unless BONSAI_CUDA_GEMM_F16=0: its activations are fp16 with a
+/* The fp16 wgmma GEMM (gemm90h.cu) instead of the int8 one (gemm90.cu),
+ * on request (BONSAI_CUDA_GEMM_F16=1): its activations are fp16 with a
  * power-of-two token scale instead of q8 (NMSE vs float64 ~4e-8 instead of
- * ~1.4e-4), and with bulk copies it measured as fast or faster at 512
- * tokens on the H100 (bench/NOTES.md, "gemm90h with bulk copies"). */
+ * ~1.4e-4); with bulk copies it beats gemm90 at 512 tokens on 4096 rows but
+ * loses at 2048 tokens and on Q1 24576 rows (bench/NOTES.md, "gemm90h with
+ * bulk copies"), so the int8 kernel stays the default. */
 static int use_f16(const bonsai_cuda *cu, const bonsai_cuda_matrix *w, size_t m)
 {
     return cu->gemm_f16 == 1 && cu->gemm90h[w->fmt] && use_wgmma(cu, w, m);

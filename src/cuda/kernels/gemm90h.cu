@@ -1,10 +1,10 @@
 /* gemm90h: the GEMM of gemm90.cu (Y = W X, Y += W X, or H = silu(G X) * (U X)
  * for many tokens) with fp16 operands: wgmma.mma_async m64n128k16
  * f32.f16.f16, sm_90a only (other targets compile none of this file).
- * matmul.c runs it instead of gemm90.cu unless BONSAI_CUDA_GEMM_F16=0:
- * more accurate, and this bulk-copy version measured as fast as gemm90 or
- * faster on the H100 (its cp.async version was slower; bench/NOTES.md, "CUDA
- * GEMM in fp16 on Hopper" and "gemm90h with bulk copies").
+ * matmul.c runs it instead of gemm90.cu with BONSAI_CUDA_GEMM_F16=1: more
+ * accurate; this bulk-copy version beats gemm90 on some shapes on the H100
+ * and loses on others (bench/NOTES.md, "CUDA GEMM in fp16 on Hopper" and
+ * "gemm90h with bulk copies").
  *
  * Reads weights in layout.cuh's upload layout and fp16 activations in
  * layout_f16.cuh's (quantize_f16.cu); writes y [m][rows] fp32 (token-major).
