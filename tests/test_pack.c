@@ -146,7 +146,8 @@ int main(void)
                bonsai_last_error()))
         return harness_finish();
     check_errors(scalar);
-    static const size_t shapes[][2] = {{1, 128}, {77, 2048}, {100, 4224}, {64, 256}};
+    /* 4200 x 2176: long ranges per thread, k past one 16-block table group */
+    static const size_t shapes[][2] = {{1, 128}, {77, 2048}, {100, 4224}, {64, 256}, {4200, 2176}};
     for (int tier = BONSAI_TIER_SCALAR; tier < BONSAI_TIER_COUNT; tier++) {
         if (!bonsai_cpu_tier_supported((bonsai_cpu_tier)tier)) {
             skip("tier %s: not built or not supported by this CPU",
