@@ -3,13 +3,15 @@
  * ARMv8-A (NEON is part of every AArch64 core) except *_dotprod.c, which
  * are built with +dotprod and run only when the CPU reports DOTPROD. Every
  * helper here is static inline and uses base NEON only, so it is safe in
- * both. Kernel shapes as in src/cpu/kernel_table.h. */
+ * both, except neon_block_sum, which takes SDOT where the file is built
+ * with DOTPROD. Kernel shapes as in src/cpu/kernel_table.h. */
 #ifndef BONSAI_CPU_NEON_KERNELS_H
 #define BONSAI_CPU_NEON_KERNELS_H
 #include <arm_neon.h>
 #include <string.h>
 
 #include "cpu/kernel_table.h"
+#include "cpu/token_groups.h"
 
 #define Q1_BLOCK_BYTES 18
 #define TQ2_BLOCK_BYTES 34
@@ -133,6 +135,68 @@ neon_f32_chunk(int8x16_t w, float d, const float *x, size_t k, size_t j, const i
 static inline float neon_f32_sum(const float32x4_t a[4])
 {
     return vaddvq_f32(vaddq_f32(vaddq_f32(a[0], a[1]), vaddq_f32(a[2], a[3])));
+}
+
+/* The exact integer sum of a block decoded by neon_block_s8 with its 128
+ * q8 activations: TQ2 sum_j w_j q_j; Q1 the sum of q over the set bits
+ * (w = -1 there, else 0). With DOTPROD (the *_dotprod.c files) 8 SDOTs in
+ * two chains; else AND (Q1) or multiply (TQ2, |w q| <= 127, exact in int8)
+ * and pairwise adds into int16 (at most 16 terms of 127 per lane). */
+static inline __attribute__((always_inline)) int32_t neon_block_sum(const int8x16_t w[8],
+                                                                    const int8_t *q, const int tq2)
+{
+#ifdef __ARM_FEATURE_DOTPROD
+    int32x4_t s[2] = {vdupq_n_s32(0), vdupq_n_s32(0)};
+#pragma GCC unroll 8
+    for (int c = 0; c < 8; c++)
+        s[c & 1] = vdotq_s32(s[c & 1], w[c], vld1q_s8(q + 16 * c));
+    const int32_t dot = vaddvq_s32(vaddq_s32(s[0], s[1]));
+    return tq2 ? dot : -dot;
+#else
+    int16x8_t s16[2] = {vdupq_n_s16(0), vdupq_n_s16(0)};
+#pragma GCC unroll 8
+    for (int c = 0; c < 8; c++) {
+        const int8x16_t v = vld1q_s8(q + 16 * c);
+        s16[c & 1] = vpadalq_s8(s16[c & 1], tq2 ? vmulq_s8(w[c], v) : vandq_s8(v, w[c]));
+    }
+    return vaddlvq_s16(vaddq_s16(s16[0], s16[1]));
+#endif
+}
+
+/* One row of q8 blocks against nt tokens (a constant at each call): each
+ * block decoded once for all of them, its integer sum scaled once by
+ * d_w * d_x (Q1 through the 1-bit identity d_w d_x (2 S - sum q)). */
+static inline __attribute__((always_inline)) void
+neon_q8_row(const uint8_t *row, const bonsai_block_q8 *x, size_t nb, const int nt, float *y,
+            size_t ldy, const int tq2)
+{
+    float acc[NEON_TOKEN_GROUP] = {0, 0, 0, 0};
+    for (size_t b = 0; b < nb; b++) { // [k / 128]
+        const uint8_t *blk = row + b * (tq2 ? TQ2_BLOCK_BYTES : Q1_BLOCK_BYTES);
+        int8x16_t wv[8];
+        const float dw = neon_block_s8(blk, wv, tq2);
+#pragma GCC unroll 4
+        for (int t = 0; t < nt; t++) {
+            const bonsai_block_q8 *xb = x + (size_t)t * nb + b;
+            const int32_t s = neon_block_sum(wv, xb->qs, tq2);
+            acc[t] += dw * xb->d * (float)(tq2 ? s : 2 * s - xb->sum);
+        }
+    }
+#pragma GCC unroll 4
+    for (int t = 0; t < nt; t++)
+        y[(size_t)t * ldy] = acc[t];
+}
+
+/* The q8 mm kernel (kernel_table.h) of either format on neon_q8_row. */
+static inline __attribute__((always_inline)) void
+neon_mm_q8(const void *w, size_t k, size_t r0, size_t r1, const bonsai_block_q8 *x, size_t m,
+           float *y, size_t ldy, const int tq2)
+{
+    const size_t nb = k / BONSAI_QK, row_bytes = nb * (tq2 ? TQ2_BLOCK_BYTES : Q1_BLOCK_BYTES);
+#define NEON_Q8_ROW(row, t, nt, yt) neon_q8_row(row, x + (t) * nb, nb, nt, yt, ldy, tq2)
+    BONSAI_FOR_ROWS_AND_TOKEN_GROUPS(w, row_bytes, r0, r1, m, y, ldy, NEON_TOKEN_GROUP,
+                                     NEON_Q8_ROW)
+#undef NEON_Q8_ROW
 }
 
 #endif
