@@ -26,6 +26,35 @@ typedef void (*bonsai_fp32_to_fp16_fn)(const float *src, uint16_t *dst, size_t n
 /* h = silu(g) * u, the SwiGLU epilogue; n elements, any n. */
 typedef void (*bonsai_silu_mul_fn)(const float *g, const float *u, float *h, size_t n);
 
+/* RMSNorm of m rows of n floats, as Qwen3 uses it:
+ *     y = x / sqrt(mean(x^2) + eps) * w
+ * x, y [m][n] (may alias), w [n]. The sum of squares is taken in double as
+ * 8 partial sums, lane l over elements l, l + 8, ... (combined as
+ * ((s0 + s4) + (s1 + s5)) + ((s2 + s6) + (s3 + s7)), then the tail), so
+ * every tier gives bitwise the reference's result: a float's square is
+ * exact in double, so a fused multiply-add rounds as mul + add does. */
+typedef void (*bonsai_rms_norm_fn)(const float *x, const float *w, size_t m, size_t n, float eps,
+                                   float *y);
+
+/* Attention for one group of up to four query rows that share a KV head.
+ * For rows r < n_rows with key counts n_keys[r] (keys 0 .. n_keys[r] - 1):
+ *     s[r][j] = (q[r] . K[j]) * scale,  p = softmax over j < n_keys[r],
+ *     out[r] = sum_j p[r][j] V[j]
+ * q[r], out[r]: D floats; K, V: [n_keys max][D] rows of fp32 (attn_group[0])
+ * or fp16 (attn_group[1]); scores: [4][stride] scratch, stride >= max
+ * n_keys. Rows r >= n_rows are ignored. Tier kernels need D to be a
+ * multiple of attn_dim_multiple (the model uses the scalar kernel
+ * otherwise) and match the reference to fp32 rounding. */
+#define BONSAI_ATTN_ROWS 4
+typedef struct bonsai_attn_group {
+    const float *q[BONSAI_ATTN_ROWS];
+    float *out[BONSAI_ATTN_ROWS];
+    size_t n_keys[BONSAI_ATTN_ROWS];
+    int n_rows;
+} bonsai_attn_group;
+typedef void (*bonsai_attn_group_fn)(const bonsai_attn_group *g, const void *K, const void *V,
+                                     uint32_t D, float scale, float *scores, size_t stride);
+
 /* An optional one-token q8 path that first turns the activations into
  * lookup tables, once per call: prep fills bytes_per_k * k bytes (64-byte
  * aligned) that every task's gemv then reads for its rows [r0, r1),
@@ -61,6 +90,9 @@ typedef struct bonsai_cpu_kernels {
     bonsai_fp16_to_fp32_fn fp16_to_fp32;
     bonsai_fp32_to_fp16_fn fp32_to_fp16;
     bonsai_silu_mul_fn silu_mul;
+    bonsai_rms_norm_fn rms_norm;
+    bonsai_attn_group_fn attn_group[2]; /* [0] fp32 cache, [1] fp16 cache */
+    uint32_t attn_dim_multiple;
     /* work split preferences: rows per task are a multiple of row_multiple;
      * GEMM tasks take up to tile_tokens tokens (<= BONSAI_MAX_TILE_TOKENS) */
     size_t row_multiple;

@@ -111,7 +111,7 @@ static void norm_tokens(const pass *p, const void *arg, size_t t0, size_t t1)
     const norm_args *a = arg;
     const bonsai_hparams *hp = &p->s->model->hp;
     const size_t E = hp->n_embd;
-    bonsai_rms_norm(a->x + t0 * E, a->w, t1 - t0, E, hp->rms_eps, a->y + t0 * E);
+    p->ctx->kernels->rms_norm(a->x + t0 * E, a->w, t1 - t0, E, hp->rms_eps, a->y + t0 * E);
 }
 
 /* y = rmsnorm(x) * w for the pass's tokens, x and y [m][E] */
@@ -148,8 +148,8 @@ static void qk_norm_rope_store(const pass *p, const void *arg, size_t t0, size_t
         float *q = a->lay.q + t * a->lay.q_stride, *k = a->lay.k + t * a->lay.k_stride;
         const float *v = a->lay.v + t * a->lay.v_stride;
         const float *rope = s->rope + t * D;
-        bonsai_rms_norm(q, L->q_norm, H, D, hp->rms_eps, q);
-        bonsai_rms_norm(k, L->k_norm, KV, D, hp->rms_eps, k);
+        p->ctx->kernels->rms_norm(q, L->q_norm, H, D, hp->rms_eps, q);
+        p->ctx->kernels->rms_norm(k, L->k_norm, KV, D, hp->rms_eps, k);
         bonsai_rope_apply(q, H, D, rope);
         bonsai_rope_apply(k, KV, D, rope);
         const size_t pos = (size_t)s->n_past + t;
@@ -222,7 +222,7 @@ bonsai_status bonsai_forward(bonsai_session *s, const int32_t *tokens, size_t m,
             return st;
     if (logits) {
         const float *last = s->x + (m - 1) * hp->n_embd;
-        bonsai_rms_norm(last, mdl->output_norm, 1, hp->n_embd, hp->rms_eps, s->xn);
+        p.ctx->kernels->rms_norm(last, mdl->output_norm, 1, hp->n_embd, hp->rms_eps, s->xn);
         pass head = p;
         head.m = 1;
         if ((st = linear(&head, &mdl->output, s->xn, 0, 0, logits)) != BONSAI_OK)

@@ -8,7 +8,7 @@
 
 #include "core/alloc.h"
 #include "core/error.h"
-#include "model/attention.h"
+#include "cpu/kernel_table.h"
 #include "model/model_internal.h"
 
 static void free_buffers(bonsai_session *s)

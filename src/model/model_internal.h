@@ -83,9 +83,6 @@ bonsai_status bonsai_model_pack_weights(bonsai_model *m);
 void bonsai_model_unpack_weights(bonsai_model *m);
 uint64_t bonsai_model_packed_bytes(const bonsai_model *m);
 
-/* norm.c: y[t] = x[t] / sqrt(mean(x[t]^2) + eps) * w for m rows of n. */
-void bonsai_rms_norm(const float *x, const float *w, size_t m, size_t n, float eps, float *y);
-
 /* rope.c: cos/sin table for positions pos0 .. pos0 + m - 1: [m][D/2][2]. */
 void bonsai_rope_table(uint32_t pos0, size_t m, uint32_t head_dim, float theta, float *table);
 /* NeoX half-split rotation of n_heads vectors of head_dim at one position. */

@@ -108,6 +108,25 @@ void bonsai_ref_silu_mul(const float *g, const float *u, float *h, size_t n)
         h[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
 }
 
+void bonsai_ref_rms_norm(const float *x, const float *w, size_t m, size_t n, float eps, float *y)
+{
+    for (size_t t = 0; t < m; t++) {
+        const float *xr = x + t * n;
+        float *yr = y + t * n;
+        double acc[8] = {0};
+        size_t i = 0;
+        for (; i + 8 <= n; i += 8)
+            for (int l = 0; l < 8; l++)
+                acc[l] += (double)xr[i + l] * xr[i + l];
+        double ss = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+        for (; i < n; i++)
+            ss += (double)xr[i] * xr[i];
+        const float scale = (float)(1.0 / sqrt(ss / (double)n + (double)eps));
+        for (size_t i = 0; i < n; i++)
+            yr[i] = xr[i] * scale * w[i];
+    }
+}
+
 void bonsai_ref_quantize_q8(const float *x, size_t k, bonsai_block_q8 *out)
 {
     for (size_t b = 0; b < k / BONSAI_QK; b++, x += BONSAI_QK) {

@@ -16,5 +16,13 @@ void bonsai_ref_mm_q8(bonsai_type type, const void *w, size_t k, size_t r0, size
 void bonsai_ref_quantize_q8(const float *x, size_t k, bonsai_block_q8 *out);
 /* h = silu(g) * u = g / (1 + e^-g) * u, n elements. */
 void bonsai_ref_silu_mul(const float *g, const float *u, float *h, size_t n);
+/* RMSNorm (contract and summation order in kernel_table.h). */
+void bonsai_ref_rms_norm(const float *x, const float *w, size_t m, size_t n, float eps, float *y);
+/* Attention for a group of query rows (contract in kernel_table.h), any D;
+ * ref_attention.c. */
+void bonsai_ref_attn_group_f32(const bonsai_attn_group *g, const void *K, const void *V,
+                               uint32_t D, float scale, float *scores, size_t stride);
+void bonsai_ref_attn_group_f16(const bonsai_attn_group *g, const void *K, const void *V,
+                               uint32_t D, float scale, float *scores, size_t stride);
 
 #endif

@@ -1,6 +1,7 @@
 /* AVX2 tier (AVX2 + FMA + F16C): the table slots it implements. Q1_0_g128
- * and TQ2_0_g128 in both activation modes, q8 quantization and fp16
- * conversions; other formats keep the scalar kernels. */
+ * and TQ2_0_g128 in both activation modes, q8 quantization, fp16
+ * conversions, RMSNorm and attention; other formats keep the scalar
+ * kernels. */
 #include "cpu/avx2/avx2_kernels.h"
 
 void bonsai_cpu_fill_avx2(bonsai_cpu_kernels *t)
@@ -13,6 +14,10 @@ void bonsai_cpu_fill_avx2(bonsai_cpu_kernels *t)
     t->quantize_q8 = bonsai_avx2_quantize_q8;
     t->fp16_to_fp32 = bonsai_avx2_fp16_to_fp32;
     t->fp32_to_fp16 = bonsai_avx2_fp32_to_fp16;
+    t->rms_norm = bonsai_avx2_rms_norm;
+    t->attn_group[0] = bonsai_avx2_attn_group_f32;
+    t->attn_group[1] = bonsai_avx2_attn_group_f16;
+    t->attn_dim_multiple = 16;
     t->row_multiple = 1;
     t->tile_tokens = 16;
 }

@@ -44,6 +44,29 @@ AVX512_INLINE __m512i dot2_u8s8(__m512i acc, __m512i u0, __m512i s0, __m512i u1,
     return _mm512_add_epi32(acc, _mm512_madd_epi16(pairs, _mm512_set1_epi16(1)));
 }
 
+/* e^x, 16 lanes: x = n ln2 + r, |r| <= ln2 / 2 (ln2 in two parts), e^r by
+ * its degree-7 Taylor polynomial (relative error < 1e-8 on that range, so
+ * ~1 ulp from the rounding of the steps), times 2^n by vscalefps. x is
+ * first clamped to [-104, 89], past which e^x is 0 or inf in fp32 either
+ * way (NaN stays NaN). */
+AVX512_INLINE __m512 exp16(__m512 x)
+{
+    x = _mm512_min_ps(_mm512_set1_ps(89.0f), _mm512_max_ps(_mm512_set1_ps(-104.0f), x));
+    const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504f)),
+                                          _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+    __m512 p = _mm512_set1_ps(1.0f / 5040);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 720));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    return _mm512_scalef_ps(p, n);
+}
+
 AVX512_INLINE uint16_t load_u16(const uint8_t *p)
 {
     uint16_t v;
@@ -113,5 +136,11 @@ void bonsai_avx512_mm_f32_q1(const void *w, size_t k, size_t r0, size_t r1, cons
                              size_t m, float *y, size_t ldy);
 void bonsai_avx512_mm_f32_tq2(const void *w, size_t k, size_t r0, size_t r1, const float *x,
                               size_t m, float *y, size_t ldy);
+
+/* attention.c: group kernels for fp32 / fp16 caches, D % 16 == 0 */
+void bonsai_avx512_attn_group_f32(const bonsai_attn_group *g, const void *K, const void *V,
+                                  uint32_t D, float scale, float *scores, size_t stride);
+void bonsai_avx512_attn_group_f16(const bonsai_attn_group *g, const void *K, const void *V,
+                                  uint32_t D, float scale, float *scores, size_t stride);
 
 #endif

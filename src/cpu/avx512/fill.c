@@ -1,12 +1,15 @@
 /* AVX-512 tier: fills the kernel table (Q1_0_G128 and TQ2_0_G128 matmul in
- * both activation modes, q8 quantizer, fp16 <-> fp32 bulk conversion) and
- * holds the small kernels that need no file of their own.
+ * both activation modes, q8 quantizer, fp16 <-> fp32 bulk conversion,
+ * SwiGLU, RMSNorm, attention) and holds the small kernels that need no file
+ * of their own.
  *
  * quantize_q8 matches bonsai_ref_quantize_q8 (src/ref/ref_kernels.c): per
  * 128 floats d = max|x| / 127, q = x * (1/d) rounded to nearest even (the
  * default MXCSR mode, as lrintf), clamped to [-127, 127], sum = sum q.
  * fp16 conversions use vcvtph2ps / vcvtps2ph (round to nearest even), equal
  * to src/core/fp16.c for every non-NaN value. */
+#include <math.h>
+
 #include "cpu/avx512/avx512_internal.h"
 
 /* TQ2: m = 1 runs the GEMV kernel (codes never become bytes in memory);
@@ -56,29 +59,6 @@ static void quantize_q8(const float *x, size_t k, bonsai_block_q8 *out)
     }
 }
 
-/* e^x, 16 lanes: x = n ln2 + r, |r| <= ln2 / 2 (ln2 in two parts), e^r by
- * its degree-7 Taylor polynomial (relative error < 1e-8 on that range, so
- * ~1 ulp from the rounding of the steps), times 2^n by vscalefps. x is
- * first clamped to [-104, 89], past which e^x is 0 or inf in fp32 either
- * way (NaN stays NaN). */
-static inline __m512 exp16(__m512 x)
-{
-    x = _mm512_min_ps(_mm512_set1_ps(89.0f), _mm512_max_ps(_mm512_set1_ps(-104.0f), x));
-    const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504f)),
-                                          _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
-    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
-    __m512 p = _mm512_set1_ps(1.0f / 5040);
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 720));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
-    return _mm512_scalef_ps(p, n);
-}
-
 /* h = g / (1 + e^-g) * u, as bonsai_ref_silu_mul with exp16 for expf. */
 static void silu_mul(const float *g, const float *u, float *h, size_t n)
 {
@@ -88,6 +68,36 @@ static void silu_mul(const float *g, const float *u, float *h, size_t n)
         const __m512 e = exp16(_mm512_sub_ps(_mm512_setzero_ps(), gv));
         const __m512 s = _mm512_div_ps(gv, _mm512_add_ps(_mm512_set1_ps(1.0f), e));
         _mm512_mask_storeu_ps(h + i, m, _mm512_mul_ps(s, _mm512_maskz_loadu_ps(m, u + i)));
+    }
+}
+
+/* RMSNorm: the reference's 8 partial sums of squares are the 8 lanes of one
+ * vector of doubles, combined in its order, so the result is bitwise
+ * bonsai_ref_rms_norm's. */
+static void rms_norm(const float *x, const float *w, size_t m, size_t n, float eps, float *y)
+{
+    for (size_t t = 0; t < m; t++) {
+        const float *xr = x + t * n;
+        float *yr = y + t * n;
+        __m512d acc = _mm512_setzero_pd();
+        size_t i = 0;
+        for (; i + 8 <= n; i += 8) { // [n / 8]
+            const __m512d a = _mm512_cvtps_pd(_mm256_loadu_ps(xr + i));
+            acc = _mm512_fmadd_pd(a, a, acc);
+        }
+        double u[4];
+        _mm256_storeu_pd(u, _mm256_add_pd(_mm512_castpd512_pd256(acc),
+                                          _mm512_extractf64x4_pd(acc, 1)));
+        double ss = (u[0] + u[1]) + (u[2] + u[3]);
+        for (; i < n; i++)
+            ss += (double)xr[i] * xr[i];
+        const float sc = (float)(1.0 / sqrt(ss / (double)n + (double)eps));
+        const __m512 scale = _mm512_set1_ps(sc);
+        for (i = 0; i < n; i += 16) { // [n / 16]
+            const __mmask16 k = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1);
+            const __m512 v = _mm512_mul_ps(_mm512_maskz_loadu_ps(k, xr + i), scale);
+            _mm512_mask_storeu_ps(yr + i, k, _mm512_mul_ps(v, _mm512_maskz_loadu_ps(k, w + i)));
+        }
     }
 }
 
@@ -138,6 +148,10 @@ void bonsai_cpu_fill_avx512(bonsai_cpu_kernels *t, int has_vnni)
     t->fp16_to_fp32 = fp16_to_fp32;
     t->fp32_to_fp16 = fp32_to_fp16;
     t->silu_mul = silu_mul;
+    t->rms_norm = rms_norm;
+    t->attn_group[0] = bonsai_avx512_attn_group_f32;
+    t->attn_group[1] = bonsai_avx512_attn_group_f16;
+    t->attn_dim_multiple = 16;
     t->row_multiple = 8;
     t->tile_tokens = 64;
 }

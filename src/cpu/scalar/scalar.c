@@ -46,6 +46,10 @@ void bonsai_cpu_fill_scalar(bonsai_cpu_kernels *t)
     t->quantize_q8 = bonsai_ref_quantize_q8;
     t->fp16_to_fp32 = fp16_to_fp32;
     t->fp32_to_fp16 = fp32_to_fp16;
+    t->rms_norm = bonsai_ref_rms_norm;
+    t->attn_group[0] = bonsai_ref_attn_group_f32;
+    t->attn_group[1] = bonsai_ref_attn_group_f16;
+    t->attn_dim_multiple = 1;
     t->row_multiple = 1;
     t->tile_tokens = 16;
 }

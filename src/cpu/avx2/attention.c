@@ -1,21 +1,15 @@
 /* AVX2 + FMA attention kernel for one group of up to four query rows
- * sharing a KV head (contract in attention.h; D % 16 == 0), over an fp32
- * or (with F16C) an fp16 cache. Each key row
- * is loaded once for the four dot products; each value row once for the
- * four weighted sums, 16 dimensions at a time; the softmax's exponentials
- * are a vector polynomial. Compiled for AVX2 by
- * function attribute and called only when the context's tier is AVX2 or
- * AVX-512. Matches group_portable in attention.c to fp32 rounding. */
-#include "model/attention.h"
-
-#ifdef BONSAI_HAVE_AVX2
-#include <immintrin.h>
+ * sharing a KV head (contract in src/cpu/kernel_table.h; D % 16 == 0), over
+ * an fp32 or (F16C) an fp16 cache. Each key row is loaded once for the four
+ * dot products; each value row once for the four weighted sums, 16
+ * dimensions at a time; the softmax's exponentials are a vector
+ * polynomial. Matches src/ref/ref_attention.c to fp32 rounding. */
 #include <math.h>
 
-#define AVX2_FN __attribute__((target("avx2,fma,f16c")))
+#include "cpu/avx2/avx2_kernels.h"
 
 /* 8 elements of a cache row from element i, as floats. */
-AVX2_FN static inline __m256 load8(const void *row, size_t i, const int f16)
+static inline __m256 load8(const void *row, size_t i, const int f16)
 {
     if (f16)
         return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)row + i)));
@@ -23,7 +17,7 @@ AVX2_FN static inline __m256 load8(const void *row, size_t i, const int f16)
 }
 
 /* the four horizontal sums of a0..a3 */
-AVX2_FN static inline __m128 hsum4(__m256 a0, __m256 a1, __m256 a2, __m256 a3)
+static inline __m128 hsum4(__m256 a0, __m256 a1, __m256 a2, __m256 a3)
 {
     __m256 t0 = _mm256_hadd_ps(a0, a1); /* a0 01 23, a1 01 23 | a0 45 67, a1 45 67 */
     __m256 t1 = _mm256_hadd_ps(a2, a3);
@@ -35,7 +29,7 @@ AVX2_FN static inline __m128 hsum4(__m256 a0, __m256 a1, __m256 a2, __m256 a3)
  * |r| <= ln2 / 2, e^r by a degree-6 Taylor polynomial (relative error
  * < 2e-7 on that range), scaled by 2^n through the exponent bits; x below
  * -87 gives 0. */
-AVX2_FN static inline __m256 exp_neg(__m256 x)
+static inline __m256 exp_neg(__m256 x)
 {
     const __m256 lo = _mm256_set1_ps(-87.0f);
     const __m256 keep = _mm256_cmp_ps(x, lo, _CMP_GE_OQ);
@@ -56,9 +50,9 @@ AVX2_FN static inline __m256 exp_neg(__m256 x)
     return _mm256_and_ps(_mm256_mul_ps(p, _mm256_castsi256_ps(e)), keep);
 }
 
-/* As bonsai_attn_softmax, 8 scores at a time. */
-AVX2_FN static void softmax_avx2(const bonsai_attn_group *g, float *scores, size_t stride,
-                                 size_t n_max, float inv[BONSAI_ATTN_ROWS])
+/* scores[r][0 .. n_keys[r]) -> exp(s - max), [n_keys[r], n_max) -> 0,
+ * 8 scores at a time; returns 1 / sum per row in inv. */
+static void softmax_avx2(const bonsai_attn_group *g, float *scores, size_t stride, size_t n_max, float inv[BONSAI_ATTN_ROWS])
 {
     for (int r = 0; r < g->n_rows; r++) {
         float *s = scores + (size_t)r * stride;
@@ -93,8 +87,7 @@ AVX2_FN static void softmax_avx2(const bonsai_attn_group *g, float *scores, size
     }
 }
 
-AVX2_FN static inline void group(const bonsai_attn_group *g, const void *K, const void *V,
-                                  uint32_t D, float scale, float *scores, size_t stride,
+static inline void group(const bonsai_attn_group *g, const void *K, const void *V, uint32_t D, float scale, float *scores, size_t stride,
                                   const int f16)
 {
     const size_t row_bytes = (size_t)D * (f16 ? sizeof(uint16_t) : sizeof(float));
@@ -161,15 +154,14 @@ AVX2_FN static inline void group(const bonsai_attn_group *g, const void *K, cons
         }
     }
 }
-AVX2_FN void bonsai_attn_group_avx2(const bonsai_attn_group *g, const void *K, const void *V,
+void bonsai_avx2_attn_group_f32(const bonsai_attn_group *g, const void *K, const void *V,
                                     uint32_t D, float scale, float *scores, size_t stride)
 {
     group(g, K, V, D, scale, scores, stride, 0);
 }
 
-AVX2_FN void bonsai_attn_group_avx2_f16(const bonsai_attn_group *g, const void *K, const void *V,
+void bonsai_avx2_attn_group_f16(const bonsai_attn_group *g, const void *K, const void *V,
                                         uint32_t D, float scale, float *scores, size_t stride)
 {
     group(g, K, V, D, scale, scores, stride, 1);
 }
-#endif
