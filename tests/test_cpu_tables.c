@@ -12,6 +12,7 @@
 #include "core/cpu_features.h"
 #include "cpu/kernel_table.h"
 #include "harness.h"
+#include "tier_kernels.h"
 #include "ref/ref_kernels.h"
 
 static int same_float(float a, float b)
@@ -239,13 +240,9 @@ int main(void)
 {
     harness_init();
     for (int tier = BONSAI_TIER_SCALAR; tier < BONSAI_TIER_COUNT; tier++) {
-        const bonsai_cpu_kernels *kt = NULL;
-        if (!bonsai_cpu_tier_supported((bonsai_cpu_tier)tier) ||
-            bonsai_cpu_kernels_get((bonsai_cpu_tier)tier, &kt) != BONSAI_OK) {
-            skip("tier %s: not built or not supported by this CPU",
-                 bonsai_cpu_tier_name((bonsai_cpu_tier)tier));
+        const bonsai_cpu_kernels *kt = tier_kernels_or_skip(tier);
+        if (!kt)
             continue;
-        }
         check_fp16_to_fp32(kt);
         check_fp32_to_fp16(kt);
         check_silu_mul(kt);

@@ -19,6 +19,7 @@
 #include "bonsai/bonsai.h"
 #include "cpu/kernel_table.h"
 #include "harness.h"
+#include "tier_kernels.h"
 #include "ref/ref_kernels.h"
 
 static void check_rms_norm(const bonsai_cpu_kernels *kt)
@@ -163,13 +164,9 @@ int main(void)
 {
     harness_init();
     for (int tier = BONSAI_TIER_SCALAR; tier < BONSAI_TIER_COUNT; tier++) {
-        const bonsai_cpu_kernels *kt = NULL;
-        if (!bonsai_cpu_tier_supported((bonsai_cpu_tier)tier) ||
-            bonsai_cpu_kernels_get((bonsai_cpu_tier)tier, &kt) != BONSAI_OK) {
-            skip("tier %s: not built or not supported by this CPU",
-                 bonsai_cpu_tier_name((bonsai_cpu_tier)tier));
+        const bonsai_cpu_kernels *kt = tier_kernels_or_skip(tier);
+        if (!kt)
             continue;
-        }
         check_rms_norm(kt);
         for (size_t ci = 0; ci < sizeof attn_cases / sizeof attn_cases[0]; ci++)
             for (int f16 = 0; f16 <= 1; f16++)
