@@ -217,33 +217,64 @@ static void *roof_run(void *arg)
     return NULL;
 }
 
-int bench_read_roof(int threads, size_t bytes, int passes, bench_roof *out)
+struct bench_roof_buffer {
+    unsigned char *buf;
+    size_t slice, bytes; /* bytes = slice * threads */
+    int threads;
+};
+
+bench_roof_buffer *bench_roof_buffer_new(int threads, size_t bytes)
 {
-    if (threads < 1 || passes < 1) {
-        fprintf(stderr, "bench: read roof needs threads >= 1 and passes >= 1\n");
-        return -1;
+    if (threads < 1) {
+        fprintf(stderr, "bench: read roof needs threads >= 1\n");
+        return NULL;
     }
     size_t slice = bytes / (size_t)threads / 64 * 64;
     if (slice == 0) {
         fprintf(stderr, "bench: read roof buffer of %zu bytes is too small for %d threads\n",
                 bytes, threads);
+        return NULL;
+    }
+    bench_roof_buffer *b = calloc(1, sizeof *b);
+    bytes = slice * (size_t)threads;
+    unsigned char *buf = bench_alloc(bytes, 1);
+    if (!b || !buf) {
+        fprintf(stderr, "bench: no memory for the %zu MiB read-roof buffer\n", bytes / BENCH_MIB);
+        free(b);
+        free(buf);
+        return NULL;
+    }
+    for (size_t i = 0; i < bytes; i++) /* touch every page with nonzero data */
+        buf[i] = (unsigned char)(i * 131u + 7u);
+    *b = (bench_roof_buffer){buf, slice, bytes, threads};
+    return b;
+}
+
+void bench_roof_buffer_free(bench_roof_buffer *b)
+{
+    if (b)
+        free(b->buf);
+    free(b);
+}
+
+int bench_roof_measure(bench_roof_buffer *b, int passes, bench_roof *out)
+{
+    if (passes < 1) {
+        fprintf(stderr, "bench: read roof needs passes >= 1\n");
         return -1;
     }
-    bytes = slice * (size_t)threads;
+    const int threads = b->threads;
     roof_job *job = calloc(1, sizeof *job);
-    unsigned char *buf = bench_alloc(bytes, 1);
     roof_worker *workers = calloc((size_t)threads, sizeof *workers);
     pthread_t *tids = calloc((size_t)threads, sizeof *tids);
     double *pass_us = calloc((size_t)passes + 1, sizeof *pass_us);
     int rc = -1;
-    if (!job || !buf || !workers || !tids || !pass_us) {
-        fprintf(stderr, "bench: no memory for the %zu MiB read-roof buffer\n", bytes / BENCH_MIB);
+    if (!job || !workers || !tids || !pass_us) {
+        fprintf(stderr, "bench: no memory for the read-roof threads\n");
         goto done;
     }
-    for (size_t i = 0; i < bytes; i++) /* touch every page with nonzero data */
-        buf[i] = (unsigned char)(i * 131u + 7u);
-    job->buf = buf;
-    job->slice = slice;
+    job->buf = b->buf;
+    job->slice = b->slice;
     job->threads = threads;
     job->passes = passes + 1;
     job->pass_us = pass_us;
@@ -272,17 +303,26 @@ int bench_read_roof(int threads, size_t bytes, int passes, bench_roof *out)
         goto done;
     }
     out->us = bench_stats_of(pass_us + 1, passes); /* pass 0 is the warm-up */
-    out->gbps = out->us.median > 0 ? (double)bytes / out->us.median * 1e-3 : 0;
-    out->bytes = bytes;
+    out->gbps = out->us.median > 0 ? (double)b->bytes / out->us.median * 1e-3 : 0;
+    out->bytes = b->bytes;
     out->threads = threads;
     out->passes = passes;
     rc = 0;
 done:
     free(job);
-    free(buf);
     free(workers);
     free(tids);
     free(pass_us);
+    return rc;
+}
+
+int bench_read_roof(int threads, size_t bytes, int passes, bench_roof *out)
+{
+    bench_roof_buffer *b = bench_roof_buffer_new(threads, bytes);
+    if (!b)
+        return -1;
+    int rc = bench_roof_measure(b, passes, out);
+    bench_roof_buffer_free(b);
     return rc;
 }
 

@@ -67,6 +67,14 @@ typedef struct bench_roof {
  * on stderr (out of memory, thread creation). */
 int bench_read_roof(int threads, size_t bytes, int passes, bench_roof *out);
 
+/* The same with the buffer kept between measurements (allocating and
+ * touching 256 MiB costs far more than reading it): new returns NULL with
+ * a message on stderr; measure returns 0 or -1 as bench_read_roof. */
+typedef struct bench_roof_buffer bench_roof_buffer;
+bench_roof_buffer *bench_roof_buffer_new(int threads, size_t bytes);
+int bench_roof_measure(bench_roof_buffer *b, int passes, bench_roof *out);
+void bench_roof_buffer_free(bench_roof_buffer *b);
+
 /* The default roof buffer: 256 MiB, or 8 x LLC when that is larger. */
 size_t bench_default_roof_bytes(void);
 

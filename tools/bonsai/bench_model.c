@@ -136,6 +136,7 @@ typedef struct model_env {
     const char *name;
     int32_t *tokens;
     float *logits; /* [n_vocab] */
+    bench_roof_buffer *roof; /* read before each timed tg repetition */
 } model_env;
 
 /* One run of a test from an empty cache: seconds, or < 0 on failure.
@@ -174,7 +175,7 @@ static int run_test(model_env *e, int prefill, long n)
     for (long r = 0; r < e->o->reps && !rc; r++) {
         bench_roof roof;
         if (!prefill) {
-            rc = bench_read_roof(e->info.n_threads, bench_default_roof_bytes(), ROOF_PASSES, &roof);
+            rc = bench_roof_measure(e->roof, ROOF_PASSES, &roof);
             roofs[r] = roof.gbps;
         }
         double t = rc ? -1 : run_once(e, prefill, n);
@@ -271,6 +272,8 @@ int bench_model_cpu(int argc, char **argv)
     for (int i = 0; i < o.n_pp; i++)
         if (run_test(&e, 1, o.pp[i]) != 0)
             goto done;
+    if (o.n_tg > 0 && !(e.roof = bench_roof_buffer_new(e.info.n_threads, bench_default_roof_bytes())))
+        goto done;
     for (int i = 0; i < o.n_tg; i++)
         if (run_test(&e, 0, o.tg[i]) != 0)
             goto done;
@@ -280,6 +283,7 @@ int bench_model_cpu(int argc, char **argv)
     }
     rc = BENCH_EXIT_OK;
 done:
+    bench_roof_buffer_free(e.roof);
     free(e.tokens);
     free(e.logits);
     bench_report_free(e.report);
