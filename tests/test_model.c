@@ -3,9 +3,11 @@
  * (model_fixture.h), on every CPU tier this host runs:
  *   f32 mode: logits NMSE <= 1e-8 at each of 64 decode steps;
  *   q8 mode:  logits NMSE <= 1e-3 at each step and the same greedy token in
- *             >= 95% of all steps;
+ *             >= 95% of all steps; so is q8 mode with the int8 KV cache
+ *             (kv_type Q8);
  *   prefill-then-decode gives decode-only's greedy token at every step in
- *   both modes (logits: f32 NMSE <= 1e-9, q8 NMSE <= 1e-3);
+ *   both modes and with the int8 KV cache (logits: f32 NMSE <= 1e-9, q8
+ *   NMSE <= 1e-3);
  *   a prompt longer than one pass (chunked prefill) matches the reference;
  *   tied and untied LM heads; head_dim != hidden / heads (4B-like) and
  *   head_dim from hidden / heads when key_length is absent; Q, K, V back
@@ -42,12 +44,14 @@ static const named_config configs[] = {
 static char tmp_path[256];
 
 static int pack_weights = 0;
+static bonsai_kv_type kv_type = BONSAI_KV_AUTO;
 
 static bonsai_model *load(const char *path, bonsai_cpu_tier tier, bonsai_act_mode mode,
                           uint32_t n_ctx, int n_threads)
 {
     bonsai_model_params p = bonsai_model_default_params();
     p.pack_weights = pack_weights;
+    p.kv_type = kv_type;
     p.tier = tier;
     p.act_mode = mode;
     p.n_ctx = n_ctx;
@@ -90,6 +94,11 @@ static void decode_vs_reference(const fx_model *fm, const char *name, bonsai_cpu
               info.n_layers == c->n_layers && info.n_ctx == 96,
           "%s: info head_dim %u vocab %u tied %d layers %u n_ctx %u", name, info.head_dim,
           info.n_vocab, info.tied_embeddings, info.n_layers, info.n_ctx);
+    const bonsai_kv_type want_kv = kv_type != BONSAI_KV_AUTO  ? kv_type
+                                   : mode == BONSAI_ACT_Q8 ? BONSAI_KV_F16
+                                                           : BONSAI_KV_F32;
+    CHECK(info.kv_type == want_kv, "%s: info kv_type %s, want %s", name,
+          bonsai_kv_type_name(info.kv_type), bonsai_kv_type_name(want_kv));
     bonsai_session *s = NULL;
     CHECK(bonsai_session_create(m, &s) == BONSAI_OK, "%s: session: %s", name, bonsai_last_error());
     fx_ref ref;
@@ -115,9 +124,9 @@ static void decode_vs_reference(const fx_model *fm, const char *name, bonsai_cpu
         free(got);
     }
     CHECK(bad_steps == 0 && bonsai_session_n_past(s) == STEPS,
-          "%s [%s, %s]: %d of %d steps failed (status, poison or NMSE; worst NMSE %.3g), "
-          "n_past %u", name, bonsai_cpu_tier_name(tier), mode == BONSAI_ACT_F32 ? "f32" : "q8",
-          bad_steps, STEPS, worst, bonsai_session_n_past(s));
+          "%s [%s, %s, kv %s]: %d of %d steps failed (status, poison or NMSE; worst NMSE "
+          "%.3g), n_past %u", name, bonsai_cpu_tier_name(tier),
+          mode == BONSAI_ACT_F32 ? "f32" : "q8", bonsai_kv_type_name(kv_type), bad_steps, STEPS, worst, bonsai_session_n_past(s));
     fx_ref_free(&ref);
     free(want);
     bonsai_session_free(s);
@@ -297,9 +306,15 @@ int main(void)
                 continue;
             decode_vs_reference(fm, nc->name, (bonsai_cpu_tier)t, BONSAI_ACT_F32);
             decode_vs_reference(fm, nc->name, (bonsai_cpu_tier)t, BONSAI_ACT_Q8);
+            kv_type = BONSAI_KV_Q8; /* int8 cache rows: judged as q8 mode is */
+            decode_vs_reference(fm, nc->name, (bonsai_cpu_tier)t, BONSAI_ACT_Q8);
+            kv_type = BONSAI_KV_AUTO;
         }
         prefill_vs_decode(fm, nc->name, BONSAI_ACT_F32, 20);
         prefill_vs_decode(fm, nc->name, BONSAI_ACT_Q8, 20);
+        kv_type = BONSAI_KV_Q8;
+        prefill_vs_decode(fm, nc->name, BONSAI_ACT_Q8, 20);
+        kv_type = BONSAI_KV_AUTO;
         packed_vs_file(fm, nc->name);
         if (ci == 0) {
             prefill_vs_decode(fm, nc->name, BONSAI_ACT_Q8, 1);

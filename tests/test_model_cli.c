@@ -139,8 +139,14 @@ static void test_run(void)
 
     snprintf(args, sizeof args, "run -m %s -p 1 -n 4 --mode f32 --temp 0", model);
     r = run(args);
-    CHECK(r.code == 0 && parse_ids(r.out, ids, 64) == 4 && strstr(r.err, "f32 mode"),
+    CHECK(r.code == 0 && parse_ids(r.out, ids, 64) == 4 && strstr(r.err, "f32 mode, kv f32"),
           "f32 mode runs: exit %d, '%s'", r.code, r.err);
+    result_free(&r);
+
+    snprintf(args, sizeof args, "run -m %s -p 1,2,3 -n 8 --temp 0 -t 2 --kv-type q8", model);
+    r = run(args);
+    CHECK(r.code == 0 && parse_ids(r.out, ids, 64) == 8 && strstr(r.err, "q8 mode, kv q8"),
+          "--kv-type q8 runs: exit %d, '%s'", r.code, r.err);
     result_free(&r);
 }
 
@@ -155,6 +161,7 @@ static void test_refusals(void)
         {"-p 1,x", 2, "-p"},
         {"-p ''", 2, "-p"},
         {"--mode q4", 2, "--mode"},
+        {"--kv-type q4", 2, "kv type 'q4'"},
         {"--top-k -1", 2, "--top-k"},
         {"-n abc", 2, "-n"},
         {"--temp", 2, "--temp"},
@@ -221,6 +228,11 @@ static void test_bench(void)
               "bench model --repack %d: exit %d, '%s'", repack, r.code, r.out);
         result_free(&r);
     }
+    snprintf(args, sizeof args, "bench model -m %s -p 0 -n 2 -r 1 --kv-type q8 -o json", model);
+    r = run(args);
+    CHECK(r.code == 0 && strstr(r.out, "\"kv\": \"q8\""), "bench model --kv-type q8: exit %d, '%s'",
+          r.code, r.out);
+    result_free(&r);
     snprintf(args, sizeof args, "bench model -m %s -p 0 -n 0", model);
     r = run(args);
     CHECK(r.code == 2 && r.out[0] == '\0', "bench model with nothing to run exits 2");

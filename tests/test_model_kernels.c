@@ -4,7 +4,7 @@
  *   rms_norm: bitwise equal to bonsai_ref_rms_norm (the summation order is
  *     part of the contract), and within 1e-6 relative of float64; lengths
  *     around the 8- and 16-lane steps, several rows, in place (y == x).
- *   attn_group (fp32 and fp16 caches): every output within 1e-5 of its
+ *   attn_group (fp32, fp16 and q8 caches): every output within 1e-5 of its
  *     float64 value's scale (sum_j p_j |V_j|), for 1..4 rows with equal or
  *     different key counts (a prefill group), 1 to 300 keys, head sizes
  *     16..256 (80 = 64 + 16: a partial value chunk), flat and peaked
@@ -76,29 +76,50 @@ static const attn_case attn_cases[] = {
     {24, 2, {7, 9}, 0.2f},
 };
 
-static float kv_value(const void *cache, size_t i, int f16)
+/* Element i of a row-major [n][D] cache as the kernels must read it. */
+static double kv_value(const void *cache, const float *scales, uint32_t D, size_t i,
+                       bonsai_cache_type type)
 {
-    return f16 ? bonsai_fp16_to_fp32(((const uint16_t *)cache)[i]) : ((const float *)cache)[i];
+    switch (type) {
+    case BONSAI_CACHE_F16: return bonsai_fp16_to_fp32(((const uint16_t *)cache)[i]);
+    case BONSAI_CACHE_Q8: return (double)scales[i / D] * ((const int8_t *)cache)[i];
+    default: return ((const float *)cache)[i];
+    }
 }
 
-static void check_attn_case(const bonsai_cpu_kernels *kt, const attn_case *c, int f16)
+/* n rows of D random values in [-amp, amp) in the cache type; q8 rows get
+ * random int8 values and a scale each. */
+static void *random_cache(size_t n, uint32_t D, float amp, bonsai_cache_type type, float **scales)
+{
+    void *c = malloc(n * D * bonsai_cache_elem_bytes(type));
+    *scales = malloc(n * sizeof **scales);
+    for (size_t j = 0; j < n; j++)
+        (*scales)[j] = type == BONSAI_CACHE_Q8 ? rng_uniform(0.5f, 1.5f) * amp / 127 : NAN;
+    for (size_t i = 0; i < n * D; i++) {
+        const float x = rng_uniform(-amp, amp);
+        if (type == BONSAI_CACHE_F16)
+            ((uint16_t *)c)[i] = bonsai_fp32_to_fp16(x);
+        else if (type == BONSAI_CACHE_Q8)
+            ((int8_t *)c)[i] = (int8_t)(rng_u64() % 255 - 127);
+        else
+            ((float *)c)[i] = x;
+    }
+    return c;
+}
+
+static const char *const cache_names[BONSAI_CACHE_TYPES] = {"f32", "f16", "q8"};
+
+static void check_attn_case(const bonsai_cpu_kernels *kt, const attn_case *c,
+                            bonsai_cache_type type)
 {
     const uint32_t D = c->D;
     size_t n_max = 0;
     for (int r = 0; r < c->n_rows; r++)
         n_max = c->n_keys[r] > n_max ? c->n_keys[r] : n_max;
-    const size_t elem = f16 ? sizeof(uint16_t) : sizeof(float);
-    void *K = malloc(n_max * D * elem), *V = malloc(n_max * D * elem);
-    for (size_t i = 0; i < n_max * D; i++) {
-        const float kv[2] = {rng_uniform(-1, 1) * 2, rng_uniform(-1, 1)};
-        if (f16) {
-            ((uint16_t *)K)[i] = bonsai_fp32_to_fp16(kv[0]);
-            ((uint16_t *)V)[i] = bonsai_fp32_to_fp16(kv[1]);
-        } else {
-            ((float *)K)[i] = kv[0];
-            ((float *)V)[i] = kv[1];
-        }
-    }
+    float *ks, *vs;
+    void *K = random_cache(n_max, D, 2, type, &ks), *V = random_cache(n_max, D, 1, type, &vs);
+    const bonsai_attn_kv kv = {K, V, type == BONSAI_CACHE_Q8 ? ks : NULL,
+                               type == BONSAI_CACHE_Q8 ? vs : NULL};
     float *q = malloc(BONSAI_ATTN_ROWS * D * sizeof *q);
     float *out = malloc((BONSAI_ATTN_ROWS + 1) * D * sizeof *out);
     const size_t stride = n_max + 3;
@@ -119,7 +140,7 @@ static void check_attn_case(const bonsai_cpu_kernels *kt, const attn_case *c, in
     for (int r = c->n_rows; r < BONSAI_ATTN_ROWS; r++)
         for (uint32_t i = 0; i < D; i++)
             q[(size_t)r * D + i] = NAN;
-    kt->attn_group[f16](&g, K, V, D, c->scale, scores, stride);
+    kt->attn_group[type](&g, &kv, D, c->scale, scores, stride);
 
     double worst = 0;
     int written = 1;
@@ -130,7 +151,7 @@ static void check_attn_case(const bonsai_cpu_kernels *kt, const attn_case *c, in
         for (size_t j = 0; j < n; j++) {
             double s = 0;
             for (uint32_t i = 0; i < D; i++)
-                s += (double)q[(size_t)r * D + i] * kv_value(K, j * D + i, f16);
+                s += (double)q[(size_t)r * D + i] * kv_value(K, ks, D, j * D + i, type);
             p[j] = s * c->scale;
             mx = p[j] > mx ? p[j] : mx;
         }
@@ -139,7 +160,7 @@ static void check_attn_case(const bonsai_cpu_kernels *kt, const attn_case *c, in
         for (uint32_t i = 0; i < D; i++) {
             double want = 0, mag = 0;
             for (size_t j = 0; j < n; j++) {
-                const double v = kv_value(V, j * D + i, f16);
+                const double v = kv_value(V, vs, D, j * D + i, type);
                 want += p[j] / sum * v;
                 mag += p[j] / sum * fabs(v);
             }
@@ -154,10 +175,10 @@ static void check_attn_case(const bonsai_cpu_kernels *kt, const attn_case *c, in
         untouched &= isnan(out[(size_t)BONSAI_ATTN_ROWS * D + i]);
     CHECK(written && worst <= 1e-5,
           "%s attn %s D=%u rows=%d keys %zu..: error %.3g of the output scale > 1e-5%s", kt->name,
-          f16 ? "f16" : "f32", D, c->n_rows, c->n_keys[0], worst, written ? "" : " (NaN left)");
+          cache_names[type], D, c->n_rows, c->n_keys[0], worst, written ? "" : " (NaN left)");
     CHECK(untouched || c->n_rows == BONSAI_ATTN_ROWS, "%s attn D=%u rows=%d: wrote an absent row",
           kt->name, D, c->n_rows);
-    free(p), free(K), free(V), free(q), free(out), free(scores);
+    free(p), free(K), free(V), free(ks), free(vs), free(q), free(out), free(scores);
 }
 
 int main(void)
@@ -169,9 +190,9 @@ int main(void)
             continue;
         check_rms_norm(kt);
         for (size_t ci = 0; ci < sizeof attn_cases / sizeof attn_cases[0]; ci++)
-            for (int f16 = 0; f16 <= 1; f16++)
+            for (int type = 0; type < BONSAI_CACHE_TYPES; type++)
                 if (attn_cases[ci].D % kt->attn_dim_multiple == 0)
-                    check_attn_case(kt, &attn_cases[ci], f16);
+                    check_attn_case(kt, &attn_cases[ci], (bonsai_cache_type)type);
     }
     return harness_finish();
 }

@@ -40,6 +40,21 @@ typedef enum bonsai_act_mode {
     BONSAI_ACT_F32     /* fp32 activations: the exact reference semantics */
 } bonsai_act_mode;
 
+/* How the KV cache stores each K and V row of head_dim values. */
+typedef enum bonsai_kv_type {
+    BONSAI_KV_AUTO = 0, /* fp16 in q8 mode, fp32 in f32 mode */
+    BONSAI_KV_F32,
+    BONSAI_KV_F16,
+    BONSAI_KV_Q8,       /* int8 with one fp32 scale per row (max |x| / 127):
+                           half the bytes of fp16, so long contexts decode
+                           faster; the attention sees ~0.4% error per value */
+    BONSAI_KV_TYPES
+} bonsai_kv_type;
+
+const char *bonsai_kv_type_name(bonsai_kv_type t); /* "auto", "f32", "f16", "q8" */
+/* INVALID_ARG naming the text when it is none of those names. */
+bonsai_status bonsai_kv_type_from_name(const char *name, bonsai_kv_type *out);
+
 typedef struct bonsai_model_params {
     int n_threads;            /* <= 0: one per physical core */
     bonsai_cpu_tier tier;     /* AUTO: best supported, or BONSAI_CPU_TIER */
@@ -53,6 +68,7 @@ typedef struct bonsai_model_params {
                                  but the load makes and fills a copy of the
                                  weights. 0 (default): the kernels read the
                                  mapped file in place */
+    bonsai_kv_type kv_type;   /* the sessions' KV cache (AUTO: by act_mode) */
     bonsai_progress_fn progress;  /* may be NULL */
     void *progress_user;
 } bonsai_model_params;
@@ -70,6 +86,7 @@ typedef struct bonsai_model_info {
     int tied_embeddings;  /* 1 when the LM head is token_embd.weight */
     bonsai_type weight_type;   /* type of the layer matrices */
     bonsai_act_mode act_mode;
+    bonsai_kv_type kv_type;    /* as resolved: never AUTO */
     bonsai_cpu_tier tier;
     int n_threads;
     uint64_t n_params;         /* elements of every tensor */

@@ -36,15 +36,36 @@ typedef void (*bonsai_silu_mul_fn)(const float *g, const float *u, float *h, siz
 typedef void (*bonsai_rms_norm_fn)(const float *x, const float *w, size_t m, size_t n, float eps,
                                    float *y);
 
+/* Element types of a KV cache row. Q8: D int8 values q and one float scale
+ * d per row; element i is d * q[i]. */
+typedef enum bonsai_cache_type {
+    BONSAI_CACHE_F32,
+    BONSAI_CACHE_F16,
+    BONSAI_CACHE_Q8,
+    BONSAI_CACHE_TYPES
+} bonsai_cache_type;
+
+static inline size_t bonsai_cache_elem_bytes(bonsai_cache_type type)
+{
+    return type == BONSAI_CACHE_F32 ? 4 : type == BONSAI_CACHE_F16 ? 2 : 1;
+}
+
+/* One KV head's cache: K and V rows [n][D] of the cache type, and for Q8
+ * the rows' scales k_scale, v_scale [n] (NULL otherwise). */
+typedef struct bonsai_attn_kv {
+    const void *k, *v;
+    const float *k_scale, *v_scale;
+} bonsai_attn_kv;
+
 /* Attention for one group of up to four query rows that share a KV head.
  * For rows r < n_rows with key counts n_keys[r] (keys 0 .. n_keys[r] - 1):
  *     s[r][j] = (q[r] . K[j]) * scale,  p = softmax over j < n_keys[r],
  *     out[r] = sum_j p[r][j] V[j]
- * q[r], out[r]: D floats; K, V: [n_keys max][D] rows of fp32 (attn_group[0])
- * or fp16 (attn_group[1]); scores: [4][stride] scratch, stride >= max
- * n_keys. Rows r >= n_rows are ignored. Tier kernels need D to be a
- * multiple of attn_dim_multiple (the model uses the scalar kernel
- * otherwise) and match the reference to fp32 rounding. */
+ * q[r], out[r]: D floats; kv: the head's cache, read by attn_group[type];
+ * scores: [4][stride] scratch, stride >= max n_keys. Rows r >= n_rows are
+ * ignored. Tier kernels need D to be a multiple of attn_dim_multiple (the
+ * model uses the scalar kernel otherwise) and match the reference to fp32
+ * rounding. */
 #define BONSAI_ATTN_ROWS 4
 typedef struct bonsai_attn_group {
     const float *q[BONSAI_ATTN_ROWS];
@@ -52,7 +73,7 @@ typedef struct bonsai_attn_group {
     size_t n_keys[BONSAI_ATTN_ROWS];
     int n_rows;
 } bonsai_attn_group;
-typedef void (*bonsai_attn_group_fn)(const bonsai_attn_group *g, const void *K, const void *V,
+typedef void (*bonsai_attn_group_fn)(const bonsai_attn_group *g, const bonsai_attn_kv *kv,
                                      uint32_t D, float scale, float *scores, size_t stride);
 
 /* An optional one-token q8 path that first turns the activations into
@@ -91,7 +112,7 @@ typedef struct bonsai_cpu_kernels {
     bonsai_fp32_to_fp16_fn fp32_to_fp16;
     bonsai_silu_mul_fn silu_mul;
     bonsai_rms_norm_fn rms_norm;
-    bonsai_attn_group_fn attn_group[2]; /* [0] fp32 cache, [1] fp16 cache */
+    bonsai_attn_group_fn attn_group[BONSAI_CACHE_TYPES];
     uint32_t attn_dim_multiple;
     /* work split preferences: rows per task are a multiple of row_multiple;
      * GEMM tasks take up to tile_tokens tokens (<= BONSAI_MAX_TILE_TOKENS) */

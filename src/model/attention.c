@@ -23,27 +23,25 @@
 #define TOKENS_PER_TASK 16
 
 typedef struct attn_job {
-    const bonsai_hparams *hp;
-    uint32_t n_ctx, n_past;
-    size_t m, chunks, q_stride, elem;
+    const bonsai_session *s;
+    size_t il, m, chunks, q_stride;
     const float *q;
-    const void *k, *v;
-    float *scores, *out;
+    float *out;
     bonsai_attn_group_fn kernel;
 } attn_job;
 
 static void attn_task(void *arg, size_t task, int worker)
 {
     const attn_job *jb = arg;
-    const uint32_t D = jb->hp->head_dim, H = jb->hp->n_heads;
-    const uint32_t G = H / jb->hp->n_kv_heads; /* query heads per KV head */
+    const bonsai_session *s = jb->s;
+    const bonsai_hparams *hp = &s->model->hp;
+    const uint32_t D = hp->head_dim, H = hp->n_heads;
+    const uint32_t G = H / hp->n_kv_heads; /* query heads per KV head */
     const uint32_t kvh = (uint32_t)(task / jb->chunks);
     const size_t t0 = (task % jb->chunks) * TOKENS_PER_TASK;
     const size_t t1 = t0 + TOKENS_PER_TASK < jb->m ? t0 + TOKENS_PER_TASK : jb->m;
-    const size_t head_bytes = (size_t)kvh * jb->n_ctx * D * jb->elem;
-    const void *K = (const char *)jb->k + head_bytes; /* [n_ctx][D] */
-    const void *V = (const char *)jb->v + head_bytes;
-    float *scores = jb->scores + (size_t)worker * BONSAI_ATTN_ROWS * jb->n_ctx;
+    const bonsai_attn_kv kv = bonsai_kv_head(s, jb->il, kvh);
+    float *scores = s->scores + (size_t)worker * BONSAI_ATTN_ROWS * s->n_ctx;
     const float scale = 1.0f / sqrtf((float)D);
     /* rows i = (t - t0) * G + hh, taken four at a time */
     const size_t n_rows = (t1 - t0) * G;
@@ -53,23 +51,22 @@ static void attn_task(void *arg, size_t task, int worker)
             const size_t t = t0 + i / G, h = (size_t)kvh * G + i % G;
             g.q[g.n_rows] = jb->q + t * jb->q_stride + h * D;
             g.out[g.n_rows] = jb->out + t * H * D + h * D;
-            g.n_keys[g.n_rows] = (size_t)jb->n_past + t + 1;
+            g.n_keys[g.n_rows] = (size_t)s->n_past + t + 1;
             g.n_rows++;
         }
-        jb->kernel(&g, K, V, D, scale, scores, jb->n_ctx);
+        jb->kernel(&g, &kv, D, scale, scores, s->n_ctx);
     }
 }
 
-void bonsai_attention(bonsai_ctx *ctx, const bonsai_hparams *hp, uint32_t n_ctx, uint32_t n_past,
-                      size_t m, const float *q, size_t q_stride, const void *k_layer,
-                      const void *v_layer, int kv_f16, float *scores, float *out)
+void bonsai_attention(const bonsai_session *s, size_t il, size_t m, const float *q, size_t q_stride,
+                      float *out)
 {
-    attn_job jb = {.hp = hp, .n_ctx = n_ctx, .n_past = n_past, .m = m,
-                   .chunks = (m + TOKENS_PER_TASK - 1) / TOKENS_PER_TASK, .q_stride = q_stride,
-                   .elem = kv_f16 ? sizeof(uint16_t) : sizeof(float),
-                   .q = q, .k = k_layer, .v = v_layer, .scores = scores, .out = out,
-                   .kernel = ctx->kernels->attn_group[kv_f16]};
+    const bonsai_ctx *ctx = s->model->ctx;
+    const bonsai_hparams *hp = &s->model->hp;
+    attn_job jb = {.s = s, .il = il, .m = m, .chunks = (m + TOKENS_PER_TASK - 1) / TOKENS_PER_TASK,
+                   .q_stride = q_stride, .q = q, .out = out,
+                   .kernel = ctx->kernels->attn_group[s->kv_type]};
     if (hp->head_dim % ctx->kernels->attn_dim_multiple != 0)
-        jb.kernel = kv_f16 ? bonsai_ref_attn_group_f16 : bonsai_ref_attn_group_f32;
+        jb.kernel = bonsai_ref_attn_group[s->kv_type];
     bonsai_pool_run(ctx->pool, (size_t)hp->n_kv_heads * jb.chunks, attn_task, &jb);
 }

@@ -143,7 +143,6 @@ static void qk_norm_rope_store(const pass *p, const void *arg, size_t t0, size_t
     bonsai_session *s = p->s;
     const bonsai_hparams *hp = &s->model->hp;
     const uint32_t D = hp->head_dim, H = hp->n_heads, KV = hp->n_kv_heads;
-    const size_t layer_off = a->il * (size_t)KV * s->n_ctx * D;
     for (size_t t = t0; t < t1; t++) {
         float *q = a->lay.q + t * a->lay.q_stride, *k = a->lay.k + t * a->lay.k_stride;
         const float *v = a->lay.v + t * a->lay.v_stride;
@@ -152,17 +151,7 @@ static void qk_norm_rope_store(const pass *p, const void *arg, size_t t0, size_t
         p->ctx->kernels->rms_norm(k, L->k_norm, KV, D, hp->rms_eps, k);
         bonsai_rope_apply(q, H, D, rope);
         bonsai_rope_apply(k, KV, D, rope);
-        const size_t pos = (size_t)s->n_past + t;
-        for (uint32_t g = 0; g < KV; g++) {
-            const size_t off = layer_off + ((size_t)g * s->n_ctx + pos) * D;
-            if (s->kv_f16) {
-                p->ctx->kernels->fp32_to_fp16(k + (size_t)g * D, (uint16_t *)s->k_cache + off, D);
-                p->ctx->kernels->fp32_to_fp16(v + (size_t)g * D, (uint16_t *)s->v_cache + off, D);
-            } else {
-                memcpy((float *)s->k_cache + off, k + (size_t)g * D, D * sizeof(float));
-                memcpy((float *)s->v_cache + off, v + (size_t)g * D, D * sizeof(float));
-            }
-        }
+        bonsai_kv_store(s, a->il, (size_t)s->n_past + t, k, v);
     }
 }
 
@@ -192,11 +181,7 @@ static bonsai_status layer_pass(const pass *p, size_t il)
             return st;
     }
     for_tokens(p, qk_norm_rope_store, &qa);
-    const size_t layer_bytes = il * (size_t)hp->n_kv_heads * s->n_ctx * hp->head_dim *
-                               (s->kv_f16 ? sizeof(uint16_t) : sizeof(float));
-    bonsai_attention(p->ctx, hp, s->n_ctx, s->n_past, m, lay->q, lay->q_stride,
-                     (const char *)s->k_cache + layer_bytes, (const char *)s->v_cache + layer_bytes,
-                     s->kv_f16, s->scores, s->att);
+    bonsai_attention(s, il, m, lay->q, lay->q_stride, s->att);
     if ((st = linear(p, &L->wo, s->att, 0, 1, s->x)) != BONSAI_OK)
         return st;
 

@@ -1,6 +1,7 @@
 /* bonsai_model: load (GGUF open, weights checked, context created), info,
  * free. */
 #include <stdlib.h>
+#include <string.h>
 
 #include "core/error.h"
 #include "model/model_internal.h"
@@ -24,10 +25,17 @@ bonsai_status bonsai_model_load(const char *path, const bonsai_model_params *par
     if (p.act_mode != BONSAI_ACT_Q8 && p.act_mode != BONSAI_ACT_F32)
         return bonsai_fail(BONSAI_ERR_INVALID_ARG, "model load: act_mode %d is not q8 (0) or f32 (1)",
                            (int)p.act_mode);
+    if ((unsigned)p.kv_type >= BONSAI_KV_TYPES)
+        return bonsai_fail(BONSAI_ERR_INVALID_ARG,
+                           "model load: kv_type %d is not auto (0), f32 (1), f16 (2) or q8 (3)",
+                           (int)p.kv_type);
     bonsai_model *m = calloc(1, sizeof *m);
     if (!m)
         return bonsai_fail(BONSAI_ERR_OUT_OF_MEMORY, "model load: out of memory");
     m->params = p;
+    m->kv_type = p.kv_type != BONSAI_KV_AUTO  ? p.kv_type
+                 : p.act_mode == BONSAI_ACT_Q8 ? BONSAI_KV_F16
+                                               : BONSAI_KV_F32;
     bonsai_gguf_params gp = bonsai_gguf_default_params();
     gp.q2_variant = p.q2_variant;
     gp.progress = p.progress;
@@ -76,8 +84,35 @@ bonsai_status bonsai_model_get_info(const bonsai_model *m, bonsai_model_info *ou
         .n_vocab = hp->n_vocab, .n_ctx_train = hp->n_ctx_train, .n_ctx = m->n_ctx,
         .rope_theta = hp->rope_theta, .rms_eps = hp->rms_eps, .tied_embeddings = m->tied,
         .weight_type = m->layers[0].wq.type, .act_mode = m->params.act_mode,
+        .kv_type = m->kv_type,
         .tier = bonsai_ctx_tier(m->ctx), .n_threads = bonsai_ctx_n_threads(m->ctx),
         .n_params = m->n_params, .file_weight_bytes = m->file_weight_bytes,
         .bytes_per_token = m->bytes_per_token, .packed_bytes = bonsai_model_packed_bytes(m)};
     return BONSAI_OK;
+}
+
+static const char *const kv_type_names[BONSAI_KV_TYPES] = {"auto", "f32", "f16", "q8"};
+
+const char *bonsai_kv_type_name(bonsai_kv_type t)
+{
+    return (unsigned)t < BONSAI_KV_TYPES ? kv_type_names[t] : "unknown";
+}
+
+bonsai_status bonsai_kv_type_from_name(const char *name, bonsai_kv_type *out)
+{
+    if (!name || !out)
+        return bonsai_fail(BONSAI_ERR_NULL_ARG, "kv type: %s is NULL", name ? "out" : "name");
+    for (int t = 0; t < BONSAI_KV_TYPES; t++)
+        if (strcmp(name, kv_type_names[t]) == 0) {
+            *out = (bonsai_kv_type)t;
+            return BONSAI_OK;
+        }
+    return bonsai_fail(BONSAI_ERR_INVALID_ARG, "kv type '%s' is not auto, f32, f16 or q8", name);
+}
+
+bonsai_cache_type bonsai_model_cache_type(const bonsai_model *m)
+{
+    return m->kv_type == BONSAI_KV_F32   ? BONSAI_CACHE_F32
+           : m->kv_type == BONSAI_KV_F16 ? BONSAI_CACHE_F16
+                                         : BONSAI_CACHE_Q8;
 }

@@ -15,6 +15,7 @@
 #include "bonsai/gguf.h"
 #include "bonsai/kernels.h"
 #include "bonsai/model.h"
+#include "cpu/kernel_table.h"
 
 /* Most tokens one forward pass takes; longer prompts run in chunks
  * (a build may set another value, e.g. to measure the trade-off). */
@@ -47,6 +48,7 @@ struct bonsai_model {
     bonsai_hparams hp;
     bonsai_model_params params;
     uint32_t n_ctx;
+    bonsai_kv_type kv_type;             /* params.kv_type resolved */
     const bonsai_gguf_tensor *tok_embd; /* rows dequantized on lookup */
     size_t embd_row_bytes;
     bonsai_matrix output;               /* LM head: output.weight or token_embd */
@@ -59,9 +61,11 @@ struct bonsai_model {
 struct bonsai_session {
     bonsai_model *model;
     uint32_t n_ctx, n_past;
-    /* [L][KV][n_ctx][D]: fp16 in q8 mode (kv_f16), fp32 in f32 mode */
+    /* rows [L][KV][n_ctx] of D elements of kv_type (kv_cache.c), and for
+     * q8 one scale per row in k_scale, v_scale */
     void *k_cache, *v_cache;
-    int kv_f16;
+    float *k_scale, *v_scale;
+    bonsai_cache_type kv_type;
     /* activations for up to cap tokens, grown on demand */
     size_t cap;
     float *x;    /* [cap][E] residual stream */
@@ -89,12 +93,18 @@ void bonsai_rope_table(uint32_t pos0, size_t m, uint32_t head_dim, float theta, 
 void bonsai_rope_apply(float *v, size_t n_heads, uint32_t head_dim, const float *table_row);
 
 /* attention.c: causal GQA attention of m query tokens at positions
- * n_past .. n_past + m - 1 over a layer's cache (which already holds them).
- * q: token t's heads at q + t * q_stride; out [m][H*D];
- * k_layer, v_layer [KV][n_ctx][D], fp16 when kv_f16, else fp32. */
-void bonsai_attention(bonsai_ctx *ctx, const bonsai_hparams *hp, uint32_t n_ctx, uint32_t n_past,
-                      size_t m, const float *q, size_t q_stride, const void *k_layer,
-                      const void *v_layer, int kv_f16, float *scores, float *out);
+ * n_past .. n_past + m - 1 over layer il of the session's cache (which
+ * already holds them). q: token t's heads at q + t * q_stride; out [m][H*D]. */
+void bonsai_attention(const bonsai_session *s, size_t il, size_t m, const float *q, size_t q_stride,
+                      float *out);
+
+/* model.c: the kernels' element type of the model's KV cache. */
+bonsai_cache_type bonsai_model_cache_type(const bonsai_model *m);
+
+/* kv_cache.c: the cache of KV head g of layer il, and the storing of one
+ * token's K and V ([KV][D] each) at position pos. */
+bonsai_attn_kv bonsai_kv_head(const bonsai_session *s, size_t il, uint32_t g);
+void bonsai_kv_store(bonsai_session *s, size_t il, size_t pos, const float *k, const float *v);
 
 /* kv_cache.c: makes the activation buffers hold m tokens. */
 bonsai_status bonsai_session_reserve(bonsai_session *s, size_t m);

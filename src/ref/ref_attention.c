@@ -1,29 +1,34 @@
 /* Scalar reference attention for a group of query rows sharing a KV head
  * (contract in src/cpu/kernel_table.h): scores by dot products in 8
  * partial sums, softmax with expf, then the weighted sum of value rows.
- * Any head dimension D; fp32 or fp16 cache rows. */
+ * Any head dimension D; fp32, fp16 or q8 cache rows (a q8 row's scale
+ * multiplies its dot product and its softmax weight). */
 #include <math.h>
 
 #include "bonsai/formats.h"
 #include "ref/ref_kernels.h"
 
-/* Element i of a cache row, fp16 or fp32. */
-static inline float kv_at(const void *row, size_t i, const int f16)
+/* Element i of a cache row, as stored (a q8 row without its scale). */
+static inline float kv_at(const void *row, size_t i, const bonsai_cache_type type)
 {
-    return f16 ? bonsai_fp16_to_fp32(((const uint16_t *)row)[i]) : ((const float *)row)[i];
+    switch (type) {
+    case BONSAI_CACHE_F16: return bonsai_fp16_to_fp32(((const uint16_t *)row)[i]);
+    case BONSAI_CACHE_Q8: return (float)((const int8_t *)row)[i];
+    default: return ((const float *)row)[i];
+    }
 }
 
 /* dot product of n floats with a cache row, 8 independent partial sums */
-static inline float dot(const float *a, const void *b, size_t n, const int f16)
+static inline float dot(const float *a, const void *b, size_t n, const bonsai_cache_type type)
 {
     float acc[8] = {0};
     size_t i = 0;
     for (; i + 8 <= n; i += 8)
         for (int l = 0; l < 8; l++)
-            acc[l] += a[i + l] * kv_at(b, i + l, f16);
+            acc[l] += a[i + l] * kv_at(b, i + l, type);
     float s = 0;
     for (; i < n; i++)
-        s += a[i] * kv_at(b, i, f16);
+        s += a[i] * kv_at(b, i, type);
     return s + ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
 }
 
@@ -46,14 +51,16 @@ static void softmax(const bonsai_attn_group *g, float *scores, size_t stride,
     }
 }
 
-static void group(const bonsai_attn_group *g, const void *K, const void *V, uint32_t D,
-                  float scale, float *scores, size_t stride, const int f16)
+static void group(const bonsai_attn_group *g, const bonsai_attn_kv *kv, uint32_t D, float scale,
+                  float *scores, size_t stride, const bonsai_cache_type type)
 {
-    const size_t row_bytes = (size_t)D * (f16 ? sizeof(uint16_t) : sizeof(float));
+    const size_t rb = (size_t)D * bonsai_cache_elem_bytes(type);
+    const int q8 = type == BONSAI_CACHE_Q8;
     for (int r = 0; r < g->n_rows; r++) {
         float *s = scores + (size_t)r * stride;
         for (size_t j = 0; j < g->n_keys[r]; j++)
-            s[j] = dot(g->q[r], (const char *)K + j * row_bytes, D, f16) * scale;
+            s[j] = dot(g->q[r], (const char *)kv->k + j * rb, D, type) *
+                   (q8 ? kv->k_scale[j] : 1.0f) * scale;
     }
     float inv[BONSAI_ATTN_ROWS];
     softmax(g, scores, stride, inv);
@@ -63,23 +70,33 @@ static void group(const bonsai_attn_group *g, const void *K, const void *V, uint
         for (uint32_t i = 0; i < D; i++)
             o[i] = 0;
         for (size_t j = 0; j < g->n_keys[r]; j++) {
-            const void *v = (const char *)V + j * row_bytes;
+            const void *v = (const char *)kv->v + j * rb;
+            const float w = p[j] * (q8 ? kv->v_scale[j] : 1.0f);
             for (uint32_t i = 0; i < D; i++)
-                o[i] += p[j] * kv_at(v, i, f16);
+                o[i] += w * kv_at(v, i, type);
         }
         for (uint32_t i = 0; i < D; i++)
             o[i] *= inv[r];
     }
 }
 
-void bonsai_ref_attn_group_f32(const bonsai_attn_group *g, const void *K, const void *V,
-                               uint32_t D, float scale, float *scores, size_t stride)
+static void group_f32(const bonsai_attn_group *g, const bonsai_attn_kv *kv, uint32_t D,
+                      float scale, float *scores, size_t stride)
 {
-    group(g, K, V, D, scale, scores, stride, 0);
+    group(g, kv, D, scale, scores, stride, BONSAI_CACHE_F32);
 }
 
-void bonsai_ref_attn_group_f16(const bonsai_attn_group *g, const void *K, const void *V,
-                               uint32_t D, float scale, float *scores, size_t stride)
+static void group_f16(const bonsai_attn_group *g, const bonsai_attn_kv *kv, uint32_t D,
+                      float scale, float *scores, size_t stride)
 {
-    group(g, K, V, D, scale, scores, stride, 1);
+    group(g, kv, D, scale, scores, stride, BONSAI_CACHE_F16);
 }
+
+static void group_q8(const bonsai_attn_group *g, const bonsai_attn_kv *kv, uint32_t D,
+                     float scale, float *scores, size_t stride)
+{
+    group(g, kv, D, scale, scores, stride, BONSAI_CACHE_Q8);
+}
+
+const bonsai_attn_group_fn bonsai_ref_attn_group[BONSAI_CACHE_TYPES] = {group_f32, group_f16,
+                                                                         group_q8};

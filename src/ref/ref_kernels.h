@@ -18,11 +18,8 @@ void bonsai_ref_quantize_q8(const float *x, size_t k, bonsai_block_q8 *out);
 void bonsai_ref_silu_mul(const float *g, const float *u, float *h, size_t n);
 /* RMSNorm (contract and summation order in kernel_table.h). */
 void bonsai_ref_rms_norm(const float *x, const float *w, size_t m, size_t n, float eps, float *y);
-/* Attention for a group of query rows (contract in kernel_table.h), any D;
- * ref_attention.c. */
-void bonsai_ref_attn_group_f32(const bonsai_attn_group *g, const void *K, const void *V,
-                               uint32_t D, float scale, float *scores, size_t stride);
-void bonsai_ref_attn_group_f16(const bonsai_attn_group *g, const void *K, const void *V,
-                               uint32_t D, float scale, float *scores, size_t stride);
+/* Attention for a group of query rows (contract in kernel_table.h), any D,
+ * one per cache type; ref_attention.c. */
+extern const bonsai_attn_group_fn bonsai_ref_attn_group[BONSAI_CACHE_TYPES];
 
 #endif

@@ -24,6 +24,7 @@ typedef struct model_options {
     int n_pp, n_tg;
     long reps, threads;
     bonsai_act_mode mode;
+    bonsai_kv_type kv_type;
     long repack;
     bench_format format;
 } model_options;
@@ -42,6 +43,8 @@ static void usage(FILE *f)
             "  -r, --repetitions N  timed runs per test (default 5)\n"
             "  -t, --threads N    threads (default: one per physical core)\n"
             "      --mode q8|f32  activation mode (default q8)\n"
+            "      --kv-type T    KV cache rows: auto (f16 in q8 mode, f32 in f32 mode;\n"
+            "                     default), f16, q8, f32, as bonsai run --kv-type\n"
             "      --repack 0|1   1 (default): decode from a copy of the weights packed\n"
             "                     for the tier's decode kernel, as bonsai run --repack;\n"
             "                     0: from the mapped file in place (bonsai run's default)\n"
@@ -100,7 +103,12 @@ static int parse_options(int argc, char **argv, model_options *o)
             r = bench_parse_long(CMD, "-t", v, 0, 1024, &o->threads);
         else if (bench_flag_is(flag, "--repack"))
             r = bench_parse_long(CMD, "--repack", v, 0, 1, &o->repack);
-        else if (bench_flag_is(flag, "--mode")) {
+        else if (bench_flag_is(flag, "--kv-type")) {
+            if (bonsai_kv_type_from_name(v, &o->kv_type) != BONSAI_OK) {
+                fprintf(stderr, CMD ": --kv-type: %s\n", bonsai_last_error());
+                r = -1;
+            }
+        } else if (bench_flag_is(flag, "--mode")) {
             if (!strcmp(v, "q8") || !strcmp(v, "f32"))
                 o->mode = !strcmp(v, "q8") ? BONSAI_ACT_Q8 : BONSAI_ACT_F32;
             else {
@@ -198,6 +206,7 @@ static int run_test(model_env *e, int prefill, long n)
     bench_put_str(rp, "tier", bonsai_cpu_tier_name(in->tier));
     bench_put_int(rp, "threads", in->n_threads);
     bench_put_str(rp, "mode", in->act_mode == BONSAI_ACT_Q8 ? "q8" : "f32");
+    bench_put_str(rp, "kv", bonsai_kv_type_name(in->kv_type));
     bench_put_bool(rp, "repack", in->packed_bytes > 0);
     bench_put_str(rp, "test", test);
     bench_put_mean_sd(rp, "t/s", st.mean, st.stddev, 2);
@@ -234,6 +243,7 @@ int bench_model_cpu(int argc, char **argv)
     bonsai_model_params mp = bonsai_model_default_params();
     mp.n_threads = (int)o.threads;
     mp.act_mode = o.mode;
+    mp.kv_type = o.kv_type;
     mp.pack_weights = (int)o.repack;
     mp.n_ctx = (uint32_t)longest;
     model_env e = {.o = &o};

@@ -47,6 +47,9 @@ static void usage(FILE *f)
             "      --repeat-last-n N   tokens the penalty looks back on (default 64)\n"
             "  -s, --seed N            sampler seed (default: random, printed on stderr)\n"
             "      --mode q8|f32       activation mode (default q8)\n"
+            "      --kv-type T         KV cache rows: f16, q8 (int8 + a scale per row: half\n"
+            "                          the bytes, faster decode at long contexts), f32, or\n"
+            "                          auto (default: f16 in q8 mode, f32 in f32 mode)\n"
             "      --q2-variant V      how to read GGUF type 42: auto, tq2, prism, ggml "
             "(default auto)\n"
             "      --repack            decode from a copy of the weights packed for the CPU\n"
@@ -143,6 +146,11 @@ static int parse_args(int argc, char **argv, run_options *o)
         } else if (!strcmp(a, "--q2-variant")) {
             if (bonsai_q2_variant_from_name(v, &o->mp.q2_variant) != BONSAI_OK) {
                 fprintf(stderr, "bonsai run: --q2-variant: %s\n", bonsai_last_error());
+                r = -1;
+            }
+        } else if (!strcmp(a, "--kv-type")) {
+            if (bonsai_kv_type_from_name(v, &o->mp.kv_type) != BONSAI_OK) {
+                fprintf(stderr, "bonsai run: --kv-type: %s\n", bonsai_last_error());
                 r = -1;
             }
         } else if (!strcmp(a, "--mode")) {
@@ -260,12 +268,13 @@ int cmd_run(int argc, char **argv)
     bonsai_model_get_info(m, &info);
     fprintf(stderr,
             "model: %s: %u layers, hidden %u, heads %u/%u x %u, ffn %u, vocab %u, %s%s\n"
-            "load: %.3f s (%.1f MB packed for decode); %s mode, tier %s, %d threads, n_ctx %u, "
-            "seed %" PRIu64 "\n",
+            "load: %.3f s (%.1f MB packed for decode); %s mode, kv %s, tier %s, %d threads, "
+            "n_ctx %u, seed %" PRIu64 "\n",
             o.model, info.n_layers, info.n_embd, info.n_heads, info.n_kv_heads, info.head_dim,
             info.n_ff, info.n_vocab, bonsai_type_name(info.weight_type),
             info.tied_embeddings ? ", tied head" : "", t_load, (double)info.packed_bytes * 1e-6,
-            info.act_mode == BONSAI_ACT_Q8 ? "q8" : "f32", bonsai_cpu_tier_name(info.tier),
+            info.act_mode == BONSAI_ACT_Q8 ? "q8" : "f32", bonsai_kv_type_name(info.kv_type),
+            bonsai_cpu_tier_name(info.tier),
             info.n_threads, info.n_ctx, o.sp.seed);
     if ((s = bonsai_session_create(m, &sess)) != BONSAI_OK ||
         (s = bonsai_sampler_create(&o.sp, info.n_vocab, &smp)) != BONSAI_OK) {

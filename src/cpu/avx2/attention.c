@@ -1,18 +1,23 @@
 /* AVX2 + FMA attention kernel for one group of up to four query rows
  * sharing a KV head (contract in src/cpu/kernel_table.h; D % 16 == 0), over
- * an fp32 or (F16C) an fp16 cache. Each key row is loaded once for the four
- * dot products; each value row once for the four weighted sums, 16
+ * an fp32, fp16 (F16C) or q8 cache. Each key row is loaded once for the
+ * four dot products; each value row once for the four weighted sums, 16
  * dimensions at a time; the softmax's exponentials are a vector
- * polynomial. Matches src/ref/ref_attention.c to fp32 rounding. */
+ * polynomial. A q8 row's scale multiplies its scores and, folded into the
+ * softmax weights, its values. Matches src/ref/ref_attention.c to fp32
+ * rounding. */
 #include <math.h>
 
 #include "cpu/avx2/avx2_kernels.h"
 
-/* 8 elements of a cache row from element i, as floats. */
-static inline __m256 load8(const void *row, size_t i, const int f16)
+/* 8 elements of a cache row from element i, as floats (a q8 row unscaled). */
+static inline __m256 load8(const void *row, size_t i, const bonsai_cache_type type)
 {
-    if (f16)
+    if (type == BONSAI_CACHE_F16)
         return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)row + i)));
+    if (type == BONSAI_CACHE_Q8)
+        return _mm256_cvtepi32_ps(
+            _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)((const int8_t *)row + i))));
     return _mm256_loadu_ps((const float *)row + i);
 }
 
@@ -52,7 +57,8 @@ static inline __m256 exp_neg(__m256 x)
 
 /* scores[r][0 .. n_keys[r]) -> exp(s - max), [n_keys[r], n_max) -> 0,
  * 8 scores at a time; returns 1 / sum per row in inv. */
-static void softmax_avx2(const bonsai_attn_group *g, float *scores, size_t stride, size_t n_max, float inv[BONSAI_ATTN_ROWS])
+static void softmax_avx2(const bonsai_attn_group *g, float *scores, size_t stride, size_t n_max,
+                         float inv[BONSAI_ATTN_ROWS])
 {
     for (int r = 0; r < g->n_rows; r++) {
         float *s = scores + (size_t)r * stride;
@@ -87,10 +93,25 @@ static void softmax_avx2(const bonsai_attn_group *g, float *scores, size_t strid
     }
 }
 
-static inline void group(const bonsai_attn_group *g, const void *K, const void *V, uint32_t D, float scale, float *scores, size_t stride,
-                                  const int f16)
+/* p[r][j] *= scale[j] for the group's rows, j < n_max */
+static void scale_weights(const bonsai_attn_group *g, float *scores, size_t stride, size_t n_max,
+                          const float *scale)
 {
-    const size_t row_bytes = (size_t)D * (f16 ? sizeof(uint16_t) : sizeof(float));
+    for (int r = 0; r < g->n_rows; r++) {
+        float *p = scores + (size_t)r * stride;
+        size_t j = 0;
+        for (; j + 8 <= n_max; j += 8)
+            _mm256_storeu_ps(p + j, _mm256_mul_ps(_mm256_loadu_ps(p + j), _mm256_loadu_ps(scale + j)));
+        for (; j < n_max; j++)
+            p[j] *= scale[j];
+    }
+}
+
+static inline void group(const bonsai_attn_group *g, const bonsai_attn_kv *kv, uint32_t D,
+                         float scale, float *scores, size_t stride, const bonsai_cache_type type)
+{
+    const size_t row_bytes = (size_t)D * bonsai_cache_elem_bytes(type);
+    const char *K = kv->k, *V = kv->v;
     const float *q[BONSAI_ATTN_ROWS];
     size_t n_max = 0;
     for (int r = 0; r < BONSAI_ATTN_ROWS; r++) {
@@ -110,19 +131,22 @@ static inline void group(const bonsai_attn_group *g, const void *K, const void *
         }
         __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
         for (uint32_t d = 0; d < D; d += 8) {
-            const __m256 kv = load8(k, d, f16);
-            a0 = _mm256_fmadd_ps(_mm256_loadu_ps(q[0] + d), kv, a0);
-            a1 = _mm256_fmadd_ps(_mm256_loadu_ps(q[1] + d), kv, a1);
-            a2 = _mm256_fmadd_ps(_mm256_loadu_ps(q[2] + d), kv, a2);
-            a3 = _mm256_fmadd_ps(_mm256_loadu_ps(q[3] + d), kv, a3);
+            const __m256 kr = load8(k, d, type);
+            a0 = _mm256_fmadd_ps(_mm256_loadu_ps(q[0] + d), kr, a0);
+            a1 = _mm256_fmadd_ps(_mm256_loadu_ps(q[1] + d), kr, a1);
+            a2 = _mm256_fmadd_ps(_mm256_loadu_ps(q[2] + d), kr, a2);
+            a3 = _mm256_fmadd_ps(_mm256_loadu_ps(q[3] + d), kr, a3);
         }
+        const float row_scale = type == BONSAI_CACHE_Q8 ? kv->k_scale[j] * scale : scale;
         float s[4];
-        _mm_storeu_ps(s, _mm_mul_ps(hsum4(a0, a1, a2, a3), _mm_set1_ps(scale)));
+        _mm_storeu_ps(s, _mm_mul_ps(hsum4(a0, a1, a2, a3), _mm_set1_ps(row_scale)));
         for (int r = 0; r < g->n_rows; r++)
             scores[(size_t)r * stride + j] = s[r];
     }
     float inv[BONSAI_ATTN_ROWS];
     softmax_avx2(g, scores, stride, n_max, inv);
+    if (type == BONSAI_CACHE_Q8)
+        scale_weights(g, scores, stride, n_max, kv->v_scale);
     const float *p[BONSAI_ATTN_ROWS];
     for (int r = 0; r < BONSAI_ATTN_ROWS; r++)
         p[r] = scores + (size_t)(r < g->n_rows ? r : 0) * stride;
@@ -132,7 +156,7 @@ static inline void group(const bonsai_attn_group *g, const void *K, const void *
         __m256 o20 = o00, o21 = o00, o30 = o00, o31 = o00;
         for (size_t j = 0; j < n_max; j++) {
             const char *v = (const char *)V + j * row_bytes;
-            const __m256 v0 = load8(v, d, f16), v1 = load8(v, d + 8, f16);
+            const __m256 v0 = load8(v, d, type), v1 = load8(v, d + 8, type);
             __m256 w = _mm256_broadcast_ss(p[0] + j);
             o00 = _mm256_fmadd_ps(w, v0, o00);
             o01 = _mm256_fmadd_ps(w, v1, o01);
@@ -154,14 +178,23 @@ static inline void group(const bonsai_attn_group *g, const void *K, const void *
         }
     }
 }
-void bonsai_avx2_attn_group_f32(const bonsai_attn_group *g, const void *K, const void *V,
-                                    uint32_t D, float scale, float *scores, size_t stride)
+static void group_f32(const bonsai_attn_group *g, const bonsai_attn_kv *kv, uint32_t D,
+                      float scale, float *scores, size_t stride)
 {
-    group(g, K, V, D, scale, scores, stride, 0);
+    group(g, kv, D, scale, scores, stride, BONSAI_CACHE_F32);
 }
 
-void bonsai_avx2_attn_group_f16(const bonsai_attn_group *g, const void *K, const void *V,
-                                        uint32_t D, float scale, float *scores, size_t stride)
+static void group_f16(const bonsai_attn_group *g, const bonsai_attn_kv *kv, uint32_t D,
+                      float scale, float *scores, size_t stride)
 {
-    group(g, K, V, D, scale, scores, stride, 1);
+    group(g, kv, D, scale, scores, stride, BONSAI_CACHE_F16);
 }
+
+static void group_q8(const bonsai_attn_group *g, const bonsai_attn_kv *kv, uint32_t D,
+                     float scale, float *scores, size_t stride)
+{
+    group(g, kv, D, scale, scores, stride, BONSAI_CACHE_Q8);
+}
+
+const bonsai_attn_group_fn bonsai_avx2_attn_group[BONSAI_CACHE_TYPES] = {group_f32, group_f16,
+                                                                          group_q8};

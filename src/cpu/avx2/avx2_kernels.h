@@ -22,11 +22,8 @@ void bonsai_avx2_quantize_q8(const float *x, size_t k, bonsai_block_q8 *out);
 void bonsai_avx2_fp16_to_fp32(const uint16_t *src, float *dst, size_t n);
 void bonsai_avx2_fp32_to_fp16(const float *src, uint16_t *dst, size_t n);
 void bonsai_avx2_rms_norm(const float *x, const float *w, size_t m, size_t n, float eps, float *y);
-/* attention.c: group kernels for fp32 / fp16 caches, D % 16 == 0 */
-void bonsai_avx2_attn_group_f32(const bonsai_attn_group *g, const void *K, const void *V,
-                                uint32_t D, float scale, float *scores, size_t stride);
-void bonsai_avx2_attn_group_f16(const bonsai_attn_group *g, const void *K, const void *V,
-                                uint32_t D, float scale, float *scores, size_t stride);
+/* attention.c: group kernels per cache type, D % 16 == 0 */
+extern const bonsai_attn_group_fn bonsai_avx2_attn_group[BONSAI_CACHE_TYPES];
 
 /* Tokens handled together by one pass over a weight row: f32 mode, and q8
  * mode (whose accumulators are one register per token; groups of 8, then 4,

@@ -15,8 +15,8 @@ void bonsai_cpu_fill_avx2(bonsai_cpu_kernels *t)
     t->fp16_to_fp32 = bonsai_avx2_fp16_to_fp32;
     t->fp32_to_fp16 = bonsai_avx2_fp32_to_fp16;
     t->rms_norm = bonsai_avx2_rms_norm;
-    t->attn_group[0] = bonsai_avx2_attn_group_f32;
-    t->attn_group[1] = bonsai_avx2_attn_group_f16;
+    for (int c = 0; c < BONSAI_CACHE_TYPES; c++)
+        t->attn_group[c] = bonsai_avx2_attn_group[c];
     t->attn_dim_multiple = 16;
     t->row_multiple = 1;
     t->tile_tokens = 16;

@@ -137,10 +137,7 @@ void bonsai_avx512_mm_f32_q1(const void *w, size_t k, size_t r0, size_t r1, cons
 void bonsai_avx512_mm_f32_tq2(const void *w, size_t k, size_t r0, size_t r1, const float *x,
                               size_t m, float *y, size_t ldy);
 
-/* attention.c: group kernels for fp32 / fp16 caches, D % 16 == 0 */
-void bonsai_avx512_attn_group_f32(const bonsai_attn_group *g, const void *K, const void *V,
-                                  uint32_t D, float scale, float *scores, size_t stride);
-void bonsai_avx512_attn_group_f16(const bonsai_attn_group *g, const void *K, const void *V,
-                                  uint32_t D, float scale, float *scores, size_t stride);
+/* attention.c: group kernels per cache type, D % 16 == 0 */
+extern const bonsai_attn_group_fn bonsai_avx512_attn_group[BONSAI_CACHE_TYPES];
 
 #endif

@@ -149,8 +149,8 @@ void bonsai_cpu_fill_avx512(bonsai_cpu_kernels *t, int has_vnni)
     t->fp32_to_fp16 = fp32_to_fp16;
     t->silu_mul = silu_mul;
     t->rms_norm = rms_norm;
-    t->attn_group[0] = bonsai_avx512_attn_group_f32;
-    t->attn_group[1] = bonsai_avx512_attn_group_f16;
+    for (int c = 0; c < BONSAI_CACHE_TYPES; c++)
+        t->attn_group[c] = bonsai_avx512_attn_group[c];
     t->attn_dim_multiple = 16;
     t->row_multiple = 8;
     t->tile_tokens = 64;
