@@ -8,6 +8,8 @@
  * TQ2_0_G128, awkward shapes, fused add and SwiGLU, outputs poisoned with
  * NaN; per case NMSE <= 1e-9 against the CPU q8 reference (same int8
  * activations), and NMSE <= 5e-4 against float64 pooled per type and op;
+ * the one-token GEMV on the binary tensor cores (gemv_b1.cu, forced, one
+ * block per SM and 3 blocks with uneven group shares, partial prefetch);
  * the fp16 wgmma GEMM (gemm90h, fp16 activations) per case NMSE <= 1e-9
  * against float64 on the same fp16 activations (fp16_reference), pooled
  * 5e-4 against float64 on the fp32 activations; each pipeline level (embedded, nvrtc, cache, jit) with bit-identical
@@ -235,8 +237,14 @@ static double pool_err[2][2][3], pool_norm[2][2][3];
  * 2 rows per warp for one token), the GEMM with 128-token tiles (path 1),
  * the GEMV with 8 rows per warp (path 2), the GEMM with 64-token tiles
  * (path 3), the sm_90a int8 wgmma GEMM (path 4) or the sm_90a fp16 wgmma
- * GEMM (path 5) (4, 5: skipped where the loaded kernels have none), against
- * the q8 (5: fp16_reference) and float64 references. */
+ * GEMM (path 5) (4, 5: skipped where the loaded kernels have none), the
+ * one-token GEMV on the binary tensor cores (gemv_b1.cu) forced with one
+ * block per SM and an L2 prefetch of all rows past the rings (path 6) or
+ * with uneven shares of at most 13 groups per block, a prefetch of 5/16 of
+ * them and no evict_first policy (path 7), against the q8 (5: fp16_reference)
+ * and float64 references. Path 0 takes matmul.c's rule (gemv_b1 on large
+ * one-token matrices on Hopper), path 2 never gemv_b1. Paths 6 and 7 are
+ * for one token (matmul, matmul_add). */
 static void run_case(bonsai_cuda *cu, bonsai_type type, size_t rows, size_t k, size_t m, int path,
                      op_kind op)
 {
@@ -302,28 +310,46 @@ static void run_case(bonsai_cuda *cu, bonsai_type type, size_t rows, size_t k, s
             bonsai_cuda_buffer_write(dy, 0, y0, ny);
         else
             poison(dy, ny);
-        bonsai_cuda_set_gemm_min_tokens(cu, path == 1 || path >= 3 ? 1 : (size_t)1 << 30);
+        bonsai_cuda_set_gemm_min_tokens(cu, path == 1 || (path >= 3 && path <= 5) ? 1
+                                                                                 : (size_t)1 << 30);
         cu->gemv_r8_min_rows = path == 2 ? 1 : (size_t)1 << 30;
         const int tile_tokens = cu->gemm_tile_tokens;
         cu->gemm_tile_tokens = path == 3 ? 64 : path == 1 ? 128 : 0;
         const int f16 = cu->gemm_f16;
         cu->gemm_wgmma = path >= 4 ? 1 : 0;
         cu->gemm_f16 = path == 5;
+        cu->gemv_b1_mode = path >= 6 ? 1 : path == 2 ? 0 : -1;
+        // path 7: uneven shares of at most 13 groups of 16 rows per block
+        const int groups = (int)((rows + 127) / 128 * 8);
+        cu->gemv_b1_blocks = path == 7 ? (groups / 13 + 1 > 3 ? groups / 13 + 1 : 3) : 0;
+        const size_t b1_calls = cu->gemv_b1_calls;
+        const int b1_pf16 = cu->gemv_b1_pf16; // the handle's default, restored below
+        cu->gemv_b1_pf16 = path == 7 ? 5 : path == 6 ? 16 : b1_pf16;
+        cu->gemv_b1_evict_first = path != 7;
         s = op == OP_SWIGLU ? bonsai_cuda_matmul_swiglu(cu, dw, du, dx, m, dy)
             : op == OP_ADD  ? bonsai_cuda_matmul_add(cu, dw, dx, m, dy)
                             : bonsai_cuda_matmul(cu, dw, dx, m, dy);
         if (s == BONSAI_OK)
             s = bonsai_cuda_buffer_read(dy, 0, got, ny);
+        if (path >= 6 && cu->info.cc_major >= 9) // elsewhere it may not fit half an SM
+            CHECK(cu->gemv_b1_calls == b1_calls + 1, "%s %zux%zu m=%zu: gemv_b1 forced but "
+                  "not launched", tn, rows, k, m);
         bonsai_cuda_set_gemm_min_tokens(cu, 0);
         cu->gemm_tile_tokens = tile_tokens;
         cu->gemm_wgmma = -1;
         cu->gemm_f16 = f16;
+        cu->gemv_b1_mode = -1;
+        cu->gemv_b1_blocks = 0;
+        cu->gemv_b1_pf16 = b1_pf16;
+        cu->gemv_b1_evict_first = 1;
     }
     const char *path_name = path == 1   ? "gemm"
                             : path == 2 ? "gemv-r8"
                             : path == 3 ? "gemm-bn64"
                             : path == 4 ? "gemm90"
                             : path == 5 ? "gemm90h"
+                            : path == 6 ? "gemv-b1"
+                            : path == 7 ? "gemv-b1-3blocks-pf5"
                                         : "gemv";
     if (CHECK(s == BONSAI_OK, "%s %s %s %zux%zu m=%zu: %s", op_names[op], path_name, tn, rows, k, m,
               bonsai_last_error())) {
@@ -391,6 +417,11 @@ static void test_token_counts(bonsai_cuda *cu)
             for (size_t i = 0; i < 4; i++)
                 run_case(cu, types[ti], 197, 256, big[i], gemm, OP_MATMUL);
         }
+    for (int ti = 0; ti < 2; ti++)
+        for (int path = 6; path < 8; path++) { // one token only
+            run_case(cu, types[ti], 67, 384, 1, path, OP_MATMUL);
+            run_case(cu, types[ti], 197, 256, 1, path, OP_MATMUL);
+        }
 }
 
 static void test_shapes(bonsai_cuda *cu)
@@ -398,12 +429,13 @@ static void test_shapes(bonsai_cuda *cu)
     static const struct { size_t rows, k, m; } shapes[] = {
         {1, 128, 1},    {1, 128, 3},     {7, 256, 2},     {8, 128, 9},    {129, 128, 40},
         {130, 4224, 1}, {130, 4224, 3},  {64, 4224, 130}, {300, 1024, 1}, {300, 1024, 8},
-        {1024, 2048, 1}, {1024, 2048, 40}, {255, 640, 255}, {200, 2560, 260},
+        {1024, 2048, 40}, {255, 640, 255}, {200, 2560, 260}, {1024, 2048, 1}, {2000, 128, 1},
+        {9000, 384, 1}, {8200, 4224, 1}, {24576, 4096, 1},
     };
     for (int ti = 0; ti < 2; ti++)
         for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
-            for (int path = 0; path < 6; path++)
-                if (path != 2 || shapes[i].m == 1)
+            for (int path = 0; path < 8; path++)
+                if ((path != 2 && path < 6) || shapes[i].m == 1) // 2, 6, 7: one token
                     run_case(cu, types[ti], shapes[i].rows, shapes[i].k, shapes[i].m, path,
                              OP_MATMUL);
 }
@@ -417,6 +449,11 @@ static void test_fused(bonsai_cuda *cu)
                 run_case(cu, types[ti], 131, 512, ms[i], gemm, OP_ADD);
                 run_case(cu, types[ti], 131, 512, ms[i], gemm, OP_SWIGLU);
             }
+    for (int ti = 0; ti < 2; ti++)
+        for (int path = 6; path < 8; path++) { // one token
+            run_case(cu, types[ti], 131, 512, 1, path, OP_ADD);
+            run_case(cu, types[ti], 9000, 640, 1, path, OP_ADD);
+        }
 }
 
 /* ---- error paths ---------------------------------------------------------- */

@@ -137,6 +137,21 @@ bonsai_status bonsai_cuda_open(const bonsai_cuda_params *params, bonsai_cuda **o
     env = getenv("BONSAI_CUDA_GEMM_F16");
     if (env && strcmp(env, "1") == 0)
         cu->gemm_f16 = 1;
+    cu->gemv_b1_mode = -1; /* -1: the measured rule in matmul.c */
+    env = getenv("BONSAI_CUDA_GEMV_B1");
+    if (env && (strcmp(env, "0") == 0 || strcmp(env, "1") == 0))
+        cu->gemv_b1_mode = atoi(env);
+    cu->gemv_b1_pf16 = 8; /* measured (bench/NOTES.md gemv4): half of the rest, cold */
+    env = getenv("BONSAI_CUDA_GEMV_B1_PF16");
+    if (env && atoi(env) >= 0 && atoi(env) <= 16)
+        cu->gemv_b1_pf16 = atoi(env);
+    cu->gemv_b1_evict_first = 1;
+    env = getenv("BONSAI_CUDA_GEMV_B1_EVICT_FIRST");
+    if (env && (strcmp(env, "0") == 0 || strcmp(env, "1") == 0))
+        cu->gemv_b1_evict_first = atoi(env);
+    env = getenv("BONSAI_CUDA_GEMV_B1_BLOCKS");
+    if (env && atoi(env) > 0)
+        cu->gemv_b1_blocks = atoi(env);
     env = getenv("BONSAI_CUDA_GEMV_R8_MIN_ROWS");
     if (env && atol(env) > 0)
         cu->gemv_r8_min_rows = (size_t)atol(env);
@@ -177,6 +192,8 @@ void bonsai_cuda_close(bonsai_cuda *cu)
         api->cuMemFree(cu->act_d);
     if (cu->act_s)
         api->cuMemFree(cu->act_s);
+    if (cu->act_planes)
+        api->cuMemFree(cu->act_planes);
     if (cu->act_h)
         api->cuMemFree(cu->act_h);
     if (cu->act_hinv)

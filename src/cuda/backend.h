@@ -11,6 +11,12 @@
 #define BONSAI_CUDA_GEMV_NT 4   /* token groups of 1, 2, 4, 8 */
 #define BONSAI_CUDA_GEMV_SWIGLU_NT 3 /* 1, 2, 4 */
 #define BONSAI_CUDA_GEMV_WARPS 4     /* warps per GEMV block (128 threads) */
+#define BONSAI_CUDA_GEMV_B1_THREADS 512 /* 16 warps (B1_WARPS in kernels/gemv_b1.cu) */
+/* kernels/gemv_b1.cu's tiling by format (its CH, GEMV_B1 instances, B1_ROW):
+ * block pairs per unit, ring stages per warp, bytes per staged row */
+#define BONSAI_CUDA_B1_CH(fmt) ((fmt) == 0 ? 4 : 2)
+#define BONSAI_CUDA_B1_STAGES(fmt) 2
+#define BONSAI_CUDA_B1_PITCH(fmt) 128
 #define BONSAI_CUDA_GEMM_TOKENS 128  /* tokens per GEMM tile; activations padded to it */
 
 /* The embedded kernels (generated at build time by src/cuda/embed.cmake). */
@@ -65,6 +71,21 @@ struct bonsai_cuda {
     int act_gemv; /* piece order for the GEMV (m < gemm_min_tokens), else block order */
     size_t gemm_min_tokens; /* m from which the GEMM runs; 0: rule in matmul.c */
     size_t gemv_r8_min_rows; /* one-token GEMV: 8 rows per warp from here, else 2 */
+    /* one-token GEMV on the binary tensor cores with the weights asked into
+     * L2 before the PDL wait (kernels/gemv_b1.cu) */
+    CUfunction gemv_b1[BONSAI_CUDA_FMTS];
+    int gemv_b1_mode;     /* 1: every one-token matmul (SwiGLU aside), 0: never
+                           * (BONSAI_CUDA_GEMV_B1); -1: the rule in matmul.c */
+    int gemv_b1_pf16;     /* sixteenths of its rows past the rings' first fill
+                           * that a block asks L2 for before the wait (8; 0
+                           * where that passes half of L2: matmul.c) */
+    int gemv_b1_evict_first; /* weight loads with the L2 evict_first policy (1) */
+    int gemv_b1_blocks;   /* grid size; 0: one block per SM (tests force fewer) */
+    size_t gemv_b1_smem_max; /* dynamic shared memory it may take: half an SM's */
+    size_t gemv_b1_calls; /* its launches so far (tests check that it ran) */
+    CUdeviceptr act_planes;  /* bit planes of one token's q8 blocks [k/128][8][4] u32 */
+    size_t act_planes_bytes;
+    int act_planes_ok;       /* the last quantize (one token) wrote them */
 };
 
 struct bonsai_cuda_buffer {

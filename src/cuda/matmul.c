@@ -41,6 +41,25 @@ static bonsai_status ensure_activations(bonsai_cuda *cu, size_t m_pad, size_t k)
     return BONSAI_OK;
 }
 
+/* The bit planes of one token's q8 blocks (k/128 x 128 bytes) for
+ * kernels/gemv_b1.cu. */
+static bonsai_status ensure_planes(bonsai_cuda *cu, size_t k)
+{
+    if (k <= cu->act_planes_bytes)
+        return BONSAI_OK;
+    const bonsai_cuda_api *api = cu->api;
+    api->cuStreamSynchronize(cu->stream); // the old buffer may still be read
+    if (cu->act_planes)
+        api->cuMemFree(cu->act_planes);
+    cu->act_planes = 0;
+    cu->act_planes_bytes = 0;
+    CUresult r = api->cuMemAlloc(&cu->act_planes, k);
+    if (r != CUDA_SUCCESS)
+        return bonsai_cuda_fail(api, r, "cuMemAlloc (activation bit planes)");
+    cu->act_planes_bytes = k;
+    return BONSAI_OK;
+}
+
 /* The fp16 activations for gemm90h (kernels/layout_f16.cuh). */
 static bonsai_status ensure_activations_f16(bonsai_cuda *cu, size_t m_pad, size_t k)
 {
@@ -162,6 +181,48 @@ static int use_f16(const bonsai_cuda *cu, const bonsai_cuda_matrix *w, size_t m)
     return cu->gemm_f16 == 1 && cu->gemm90h[w->fmt] && use_wgmma(cu, w, m);
 }
 
+/* The one-token GEMV on the binary tensor cores (kernels/gemv_b1.cu): its
+ * grid (one block per SM at most, each a contiguous share of the 16-row
+ * groups) and shared memory (the warps' rings, B fragments, d and s,
+ * partial sums per part; the kernel's layout). 0 where it exceeds half an
+ * SM's shared memory (so that two launches' blocks fit an SM). */
+typedef struct b1_plan {
+    unsigned grid, smem;
+} b1_plan;
+
+static int b1_plan_for(const bonsai_cuda *cu, const bonsai_cuda_matrix *w, b1_plan *p)
+{
+    if (!cu->gemv_b1[w->fmt])
+        return 0;
+    const int f = w->fmt;
+    const size_t groups = w->rows_pad / 16, nb = w->k / BONSAI_QK, np = (nb + 1) / 2;
+    const size_t ch = BONSAI_CUDA_B1_CH(f), parts = (np + ch - 1) / ch;
+    size_t grid = cu->gemv_b1_blocks > 0 ? (size_t)cu->gemv_b1_blocks : (size_t)cu->info.sm_count;
+    if (grid > groups)
+        grid = groups;
+    const size_t max_groups = (groups + grid - 1) / grid;
+    const size_t stage = 16 * BONSAI_CUDA_B1_PITCH(f) + 64 * ch;
+    const size_t smem = BONSAI_CUDA_GEMV_B1_THREADS / 32 * BONSAI_CUDA_B1_STAGES(f) * stage +
+                        parts * ch * 528 + parts * max_groups * 64;
+    const size_t block_bytes = max_groups * 16 * nb * (f == 0 ? 16 : 32);
+    if (smem > cu->gemv_b1_smem_max || block_bytes >= ((size_t)1 << 30))
+        return 0;
+    p->grid = (unsigned)grid;
+    p->smem = (unsigned)smem;
+    return 1;
+}
+
+/* One token, no SwiGLU: gemv_b1 on Hopper (PDL) from 8192 rows, where its
+ * plan fits (measured on the H100, bench/NOTES.md gemv4, cold: 8192 to
+ * 151936 rows faster than gemv.cu; hot 24576 rows slower), or as forced. */
+#define B1_MIN_ROWS 8192
+static int use_b1(const bonsai_cuda *cu, const bonsai_cuda_matrix *w, size_t m, b1_plan *p)
+{
+    if (m != 1 || cu->gemv_b1_mode == 0 || !b1_plan_for(cu, w, p))
+        return 0;
+    return cu->gemv_b1_mode == 1 || (cu->info.cc_major >= 9 && w->rows >= B1_MIN_ROWS);
+}
+
 /* fp16 activations for gemm90h (kernels/quantize_f16.cu). */
 static bonsai_status quantize_f16(bonsai_cuda *cu, const bonsai_cuda_matrix *w,
                                   const bonsai_cuda_buffer *x, size_t m, size_t m_pad)
@@ -189,6 +250,7 @@ bonsai_status bonsai_cuda_quantize_activations(bonsai_cuda *cu, const bonsai_cud
             cu->act_fmt = w->fmt;
             cu->act_gemv = 0;
             cu->act_f16 = 1;
+            cu->act_planes_ok = 0;
         }
         return s;
     }
@@ -197,9 +259,15 @@ bonsai_status bonsai_cuda_quantize_activations(bonsai_cuda *cu, const bonsai_cud
         return s;
     int im = (int)m, im_pad = (int)m_pad, ik = (int)w->k, fmt = w->fmt;
     int gemv_order = !use_gemm(cu, w, m); // the path that will read them
-    CUdeviceptr xp = x->ptr;
-    void *args[] = {&xp,         &im,         &im_pad,     &ik,        &fmt,
-                    &gemv_order, &cu->act_qs, &cu->act_d,  &cu->act_s};
+    // one token: the bit planes too, for gemv_b1 on this or another matrix
+    const int planes = m == 1 && gemv_order && cu->gemv_b1_mode != 0 && cu->gemv_b1[w->fmt];
+    if (planes)
+        s = ensure_planes(cu, w->k);
+    if (s != BONSAI_OK)
+        return s;
+    CUdeviceptr xp = x->ptr, pp = planes ? cu->act_planes : 0;
+    void *args[] = {&xp,         &im,         &im_pad,    &ik,       &fmt,
+                    &gemv_order, &cu->act_qs, &cu->act_d, &cu->act_s, &pp};
     const size_t units = (w->k / BONSAI_QK) * m_pad;
     s = launch(cu, cu->quantize, (unsigned)((units + 7) / 8), 1, 256, 0, args,
                "bonsai_quantize_q8", 0);
@@ -209,6 +277,7 @@ bonsai_status bonsai_cuda_quantize_activations(bonsai_cuda *cu, const bonsai_cud
         cu->act_fmt = w->fmt;
         cu->act_gemv = gemv_order;
         cu->act_f16 = 0;
+        cu->act_planes_ok = planes;
     }
     return s;
 }
@@ -262,6 +331,25 @@ bonsai_status bonsai_cuda_matmul_quantized(bonsai_cuda *cu, const bonsai_cuda_ma
         return launch(cu, f, (unsigned)(w->rows_pad / tile_rows), (unsigned)((m + bn - 1) / bn),
                       256, (unsigned)(bn64 ? cu->gemm64_smem[fmt] : cu->gemm_smem[fmt]), args,
                       u ? "bonsai_gemm_swiglu" : "bonsai_gemm", 0);
+    }
+    b1_plan plan;
+    if (!u && cu->act_planes_ok && use_b1(cu, w, m, &plan)) {
+        CUdeviceptr planes = cu->act_planes;
+        // the L2 prefetch only where it stays within half of L2 (measured:
+        // 24576 and 32768 rows faster with it, the TQ2 LM head slower)
+        const size_t bytes = w->bits_bytes + w->scales_bytes;
+        int pf16 = bytes / 16 * (size_t)cu->gemv_b1_pf16 <= cu->info.l2_bytes / 2
+                       ? cu->gemv_b1_pf16 : 0;
+        int evict_first = cu->gemv_b1_evict_first;
+        void *bargs[] = {(void *)&w->bits, (void *)&w->scales, &rows,  &ik,  &planes,
+                         &cu->act_d,       &cu->act_s,         &im_pad, &yp, &iadd,
+                         &pf16,            &evict_first};
+        // PDL: at most one block per SM and half an SM's registers, so the
+        // next launch's blocks are resident beside it and prefetch meanwhile
+        bonsai_status s = launch(cu, cu->gemv_b1[fmt], plan.grid, 1, BONSAI_CUDA_GEMV_B1_THREADS,
+                                 plan.smem, bargs, "bonsai_gemv_b1", 1);
+        cu->gemv_b1_calls += s == BONSAI_OK;
+        return s;
     }
     // GEMV token groups of nt tokens; rows per warp as in gemv.cu
     const int max_i = u ? BONSAI_CUDA_GEMV_SWIGLU_NT - 1 : BONSAI_CUDA_GEMV_NT - 1;

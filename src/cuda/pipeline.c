@@ -228,6 +228,33 @@ static bonsai_status get_function(bonsai_cuda *cu, const char *name, CUfunction 
     return BONSAI_OK;
 }
 
+/* kernels/gemv_b1.cu: a block may take half an SM's shared memory less the
+ * 1 KB the driver keeps per block (cu->gemv_b1_smem_max), so that the blocks
+ * of two launches fit an SM together; carveout: all shared memory. */
+static bonsai_status get_gemv_b1(bonsai_cuda *cu, const char *name, CUfunction *f)
+{
+    bonsai_status s = get_function(cu, name, f);
+    if (s != BONSAI_OK)
+        return s;
+    int per_sm = 0;
+    CUresult r = cu->api->cuDeviceGetAttribute(
+        &per_sm, CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_MULTIPROCESSOR, cu->dev);
+    if (r != CUDA_SUCCESS)
+        return bonsai_cuda_fail(cu->api, r, "cuDeviceGetAttribute(shared memory per SM)");
+    cu->gemv_b1_smem_max = per_sm > 4096 ? (size_t)per_sm / 2 - 1024 : 0;
+    r = cu->api->cuFuncSetAttribute(*f, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+                                    (int)cu->gemv_b1_smem_max);
+    if (r == CUDA_SUCCESS)
+        r = cu->api->cuFuncSetAttribute(*f, CU_FUNC_ATTRIBUTE_PREFERRED_SHARED_MEMORY_CARVEOUT,
+                                        100);
+    if (r != CUDA_SUCCESS) {
+        char what[160];
+        snprintf(what, sizeof what, "cuFuncSetAttribute(%s shared memory)", name);
+        return bonsai_cuda_fail(cu->api, r, what);
+    }
+    return BONSAI_OK;
+}
+
 /* The sm_90a GEMMs of kernels/gemm90.cu and gemm90h.cu: absent from modules
  * built for other targets, which leaves *f NULL (matmul.c then runs gemm.cu's
  * kernels). */
@@ -279,6 +306,9 @@ static bonsai_status get_functions(bonsai_cuda *cu)
         snprintf(name, sizeof name, "bonsai_gemv_%s_t1_r2", fmt[f]);
         if (s == BONSAI_OK)
             s = get_function(cu, name, &cu->gemv_r2[f]);
+        snprintf(name, sizeof name, "bonsai_gemv_b1_%s", fmt[f]);
+        if (s == BONSAI_OK)
+            s = get_gemv_b1(cu, name, &cu->gemv_b1[f]);
         snprintf(name, sizeof name, "bonsai_gemm_%s", fmt[f]);
         if (s == BONSAI_OK)
             s = get_function(cu, name, &cu->gemm[f]);

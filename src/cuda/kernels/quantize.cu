@@ -6,12 +6,17 @@
  * One warp per (token, 128-block); tokens m..m_pad-1 are written as zeros.
  * Matches bonsai_ref_quantize_q8 exactly: d = max|x| / 127 (IEEE division),
  * q = round-half-even(x * (1/d)) clamped to +-127, s = sum q.
+ * planes != NULL (one token, for gemv_b1.cu): also the 8 bit planes of each
+ * block of token 0, planes [k/128][8][4] u32: bit i of word c of plane p =
+ * bit p of q (two's complement) at element 32c + i (Q1) or 32c + 16 (i & 1)
+ * + i / 2 (TQ2, the order gemv_b1.cu gives the low and high code bits).
  * Grid: x = ceil(k/128 * m_pad / 8) blocks of 256 threads. */
 #include "layout.cuh"
 
 extern "C" __global__ void __launch_bounds__(256)
 bonsai_quantize_q8(const float *__restrict__ x, int m, int m_pad, int k, int fmt,
-                   int gemv_order, s8 *__restrict__ qs, float *__restrict__ d_out, int *__restrict__ s_out)
+                   int gemv_order, s8 *__restrict__ qs, float *__restrict__ d_out, int *__restrict__ s_out,
+                   u32 *__restrict__ planes)
 {
     __shared__ u8 natural[8][128];
     pdl_launch_dependents(); // the matmul after this may start prefetching its weights
@@ -53,6 +58,21 @@ bonsai_quantize_q8(const float *__restrict__ x, int m, int m_pad, int k, int fmt
         ((u32 *)(qs + (size_t)tok * k + ((size_t)(lane >> 2) * nb + b) * 16))[lane & 3] = word;
     else
         ((u32 *)(qs + (size_t)tok * k + (size_t)b * 128))[lane] = word;
+    if (planes && tok == 0) { // lane 4p + c keeps word c of plane p
+        u32 plane_word = 0;
+#pragma unroll
+        for (int c = 0; c < 4; c++) {
+            const int e = fmt == FMT_Q1 ? 32 * c + lane : 32 * c + 16 * (lane & 1) + (lane >> 1);
+            const u32 q = natural[warp][e];
+#pragma unroll
+            for (int p = 0; p < 8; p++) {
+                const u32 bitset = __ballot_sync(0xffffffffu, (q >> p) & 1);
+                if (lane == 4 * p + c)
+                    plane_word = bitset;
+            }
+        }
+        planes[(size_t)b * 32 + lane] = plane_word;
+    }
     if (lane == 0) {
         d_out[(size_t)b * m_pad + tok] = d;
         s_out[(size_t)b * m_pad + tok] = sum;
