@@ -73,7 +73,7 @@ struct bonsai_session {
     float *qkv;  /* [cap][H*D + 2*KV*D]: Q, K, V of each token (see forward.c) */
     float *att;  /* [cap][H*D] attention output */
     float *h;    /* [cap][F] SwiGLU output */
-    float *rope; /* [cap][D/2][2] cos, sin per position */
+    float *rope; /* [cap][2][D/2] cosines, sines per position */
     bonsai_block_q8 *xq; /* [cap][max(E, H*D, F)/128] */
     float *scores;       /* [n_threads][4][n_ctx] attention scratch */
 };
@@ -87,7 +87,7 @@ bonsai_status bonsai_model_pack_weights(bonsai_model *m);
 void bonsai_model_unpack_weights(bonsai_model *m);
 uint64_t bonsai_model_packed_bytes(const bonsai_model *m);
 
-/* rope.c: cos/sin table for positions pos0 .. pos0 + m - 1: [m][D/2][2]. */
+/* rope.c: cos/sin table for positions pos0 .. pos0 + m - 1: [m][2][D/2]. */
 void bonsai_rope_table(uint32_t pos0, size_t m, uint32_t head_dim, float theta, float *table);
 /* NeoX half-split rotation of n_heads vectors of head_dim at one position. */
 void bonsai_rope_apply(float *v, size_t n_heads, uint32_t head_dim, const float *table_row);
