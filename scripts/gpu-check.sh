@@ -63,9 +63,14 @@ BONSAI_CUDA_GEMM_BN=64 timeout 90 $B --type q1,tq2 --shape 4096x4096,24576x4096 
     -n 64,512,2048 --hot -r 15 -o json 2>&1 >/dev/null | grep -E "n=" | sed "s/^/bn64 /" |
     tee -a "$OUT/bench_gemv.err"
 
-phase "GEMM on gemm90h's fp16 wgmma instead of gemm90's int8 (BONSAI_CUDA_GEMM_F16=1)"
+phase "GEMM on gemm90h's fp16 wgmma at every token count (BONSAI_CUDA_GEMM_F16=1; default: below 1024)"
 BONSAI_CUDA_GEMM_F16=1 timeout 90 $B --type q1,tq2 --shape 4096x4096,24576x4096 \
     -n 512,2048 --hot -r 15 -o json 2>&1 >/dev/null | grep -E "n=" | sed "s/^/fp16 gemm90h /" |
+    tee -a "$OUT/bench_gemv.err"
+
+phase "GEMM on gemm90's int8 wgmma at every token count (BONSAI_CUDA_GEMM_F16=0; default: from 1024)"
+BONSAI_CUDA_GEMM_F16=0 timeout 90 $B --type q1,tq2 --shape 4096x4096,24576x4096 \
+    -n 512,2048 --hot -r 15 -o json 2>&1 >/dev/null | grep -E "n=" | sed "s/^/int8 gemm90 /" |
     tee -a "$OUT/bench_gemv.err"
 
 phase "GEMM on gemm.cu's mma.sync tiles instead of wgmma (BONSAI_CUDA_GEMM_WGMMA=0)"

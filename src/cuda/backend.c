@@ -133,10 +133,10 @@ bonsai_status bonsai_cuda_open(const bonsai_cuda_params *params, bonsai_cuda **o
     env = getenv("BONSAI_CUDA_GEMM_WGMMA");
     if (env && (strcmp(env, "0") == 0 || strcmp(env, "1") == 0))
         cu->gemm_wgmma = atoi(env);
-    cu->gemm_f16 = 0; /* 1: gemm90h wherever gemm90 would run (matmul.c) */
+    cu->gemm_f16 = -1; /* -1: the measured rule in matmul.c (gemm90h or gemm90) */
     env = getenv("BONSAI_CUDA_GEMM_F16");
-    if (env && strcmp(env, "1") == 0)
-        cu->gemm_f16 = 1;
+    if (env && (strcmp(env, "0") == 0 || strcmp(env, "1") == 0))
+        cu->gemm_f16 = atoi(env);
     cu->gemv_b1_mode = -1; /* -1: the measured rule in matmul.c */
     env = getenv("BONSAI_CUDA_GEMV_B1");
     if (env && (strcmp(env, "0") == 0 || strcmp(env, "1") == 0))

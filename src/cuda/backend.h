@@ -53,12 +53,13 @@ struct bonsai_cuda {
     int gemm_wgmma; /* 1: gemm90 for every GEMM, 0: never (BONSAI_CUDA_GEMM_WGMMA); -1: rule */
     /* sm_90a fp16 wgmma GEMM (kernels/gemm90h.cu) on fp16 activations
      * (kernels/quantize_f16.cu): more accurate than q8, faster than gemm90
-     * on some shapes and slower on others (bench/NOTES.md); gemm_f16 = 1
-     * (BONSAI_CUDA_GEMM_F16=1) runs it wherever gemm90 would run */
+     * below ~1024 tokens and slower on large matrices above (bench/NOTES.md);
+     * the rule in matmul.c picks by token count, BONSAI_CUDA_GEMM_F16=1|0
+     * forces it wherever gemm90 would run, or never */
     CUfunction quantize_f16;
     CUfunction gemm90h[BONSAI_CUDA_FMTS], gemm90h_swiglu[BONSAI_CUDA_FMTS];
     size_t gemm90h_smem[BONSAI_CUDA_FMTS];
-    int gemm_f16; /* 1: gemm90h instead of gemm90; 0: never */
+    int gemm_f16; /* 1: gemm90h instead of gemm90; 0: never; -1: rule */
     /* fp16 activations: xh [m_pad][k] fp16, xinv [m_pad] fp32 */
     CUdeviceptr act_h, act_hinv;
     size_t act_h_bytes, act_h_tokens; /* capacities of act_h and act_hinv */

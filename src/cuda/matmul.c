@@ -170,15 +170,22 @@ static int use_wgmma(const bonsai_cuda *cu, const bonsai_cuda_matrix *w, size_t 
     return cu->gemm_wgmma == 1 || (cu->gemm_tile_tokens == 0 && m >= GEMM90_MIN_TOKENS);
 }
 
-/* The fp16 wgmma GEMM (gemm90h.cu) instead of the int8 one (gemm90.cu),
- * on request (BONSAI_CUDA_GEMM_F16=1): its activations are fp16 with a
- * power-of-two token scale instead of q8 (NMSE vs float64 ~4e-8 instead of
- * ~1.4e-4); with bulk copies it beats gemm90 at 512 tokens on 4096 rows but
- * loses at 2048 tokens and on Q1 24576 rows (bench/NOTES.md, "gemm90h with
- * bulk copies"), so the int8 kernel stays the default. */
+/* The fp16 wgmma GEMM (gemm90h.cu) instead of the int8 one (gemm90.cu):
+ * its activations are fp16 with a power-of-two token scale instead of q8
+ * (NMSE vs float64 ~4e-8 instead of ~1.4e-4). Measured on the H100
+ * (bench/NOTES.md, "gemm90h warp-specialized, B multicast"), TFLOP/s-eq
+ * gemm90h / gemm90, same call: 128 tokens Q1 4096x4096 155 / 148,
+ * 24576x4096 451 / 428, TQ2 145 / 133, 420 / 383; 512 tokens Q1 600 / 585,
+ * 555-568 / 507-582, TQ2 568-572 / 532-533, 554-564 / 498-532; 1024 tokens
+ * Q1 24576 561 / 584; 2048 tokens Q1 24576 542 / 582, TQ2 518 / 542. So
+ * gemm90h below GEMM90H_MAX_TOKENS, gemm90 from there;
+ * BONSAI_CUDA_GEMM_F16=1|0 forces either. */
+#define GEMM90H_MAX_TOKENS 1024
 static int use_f16(const bonsai_cuda *cu, const bonsai_cuda_matrix *w, size_t m)
 {
-    return cu->gemm_f16 == 1 && cu->gemm90h[w->fmt] && use_wgmma(cu, w, m);
+    if (cu->gemm_f16 == 0 || !cu->gemm90h[w->fmt] || !use_wgmma(cu, w, m))
+        return 0;
+    return cu->gemm_f16 == 1 || m < GEMM90H_MAX_TOKENS;
 }
 
 /* The one-token GEMV on the binary tensor cores (kernels/gemv_b1.cu): its

@@ -1,10 +1,10 @@
 /* gemm90h: the GEMM of gemm90.cu (Y = W X, Y += W X, or H = silu(G X) * (U X)
  * for many tokens) with fp16 operands: wgmma.mma_async m64n128k16
  * f32.f16.f16, sm_90a only (other targets compile none of this file).
- * matmul.c runs it instead of gemm90.cu with BONSAI_CUDA_GEMM_F16=1: more
- * accurate; this bulk-copy version beats gemm90 on some shapes on the H100
- * and loses on others (bench/NOTES.md, "CUDA GEMM in fp16 on Hopper" and
- * "gemm90h with bulk copies").
+ * matmul.c runs it instead of gemm90.cu below 1024 tokens (its rule, from
+ * the H100 numbers in bench/NOTES.md: "CUDA GEMM in fp16 on Hopper",
+ * "gemm90h with bulk copies", "gemm90h warp-specialized, B multicast");
+ * more accurate than gemm90's q8 activations.
  *
  * Reads weights in layout.cuh's upload layout and fp16 activations in
  * layout_f16.cuh's (quantize_f16.cu); writes y [m][rows] fp32 (token-major).
@@ -30,8 +30,9 @@
  * Warpgroup wg owns smem rows 64wg..64wg+63; its warp w rows 16w..16w+15;
  * thread (g = lane / 4, t = lane % 4) builds the A fragments of rows g and
  * g + 8 (layout_f16.cuh: k-step j, pair h from bit / code i = 2j + h of
- * word t) of block b + 2 while blocks b and b + 1's wgmma run; three A
- * buffers (gemm90h_step says why).
+ * word t) of block b + 2 while blocks b - 1 and b's wgmma run; four A
+ * buffers (gemm90h_step says why; bench/NOTES.md, "gemm90h warp-specialized"
+ * for the versions measured).
  * PDL as in gemm90.cu. SwiGLU: smem row 64wg + 16w + 8h + g holds matrix h
  * (0 gate, 1 up) row 32wg + 8w + g of the tile.
  * Shapes: rows padded to 128 on upload, k % 128 == 0, m_pad % 128 == 0.
@@ -43,6 +44,9 @@
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
 
 #define G90H_STAGES 6
+#define G90H_INFLIGHT 2 // wgmma batches left in flight while the next A is built
+#define G90H_BUFS (G90H_INFLIGHT + 2) // A register buffers
+#define G90H_AHEAD (G90H_STAGES - 2 - G90H_INFLIGHT) // copy distance past the build
 
 template <int FMT>
 struct gemm90h_cfg {
@@ -166,8 +170,8 @@ __device__ __forceinline__ u32 g90h_pair(u32 w, u32 w2, u32 d2, int i, u32 magic
 /* Block b's data is in its stage for every thread: wait for this thread's
  * cp.async copies (weights) and the stage's mbarrier (activations: the
  * async proxy wrote them, and only the wgmma, also async, read them: no
- * proxy fence), then queue the copies of block b + STAGES - 3 into the
- * stage that block b - 3 used (its wgmma have finished in both
+ * proxy fence), then queue the copies of block b + G90H_AHEAD (b + 2)
+ * into the stage that block b - 4 used (its wgmma have finished in both
  * warpgroups: each waits for its own before this barrier; gemm90h_step).
  * mbar: shared address of the STAGES mbarriers (8 bytes each). */
 template <int FMT>
@@ -175,14 +179,14 @@ __device__ __forceinline__ void gemm90h_sync(u8 *smem, int b, int nb, const gemm
                                              u32 mbar)
 {
     typedef gemm90h_cfg<FMT> C;
-    asm volatile("cp.async.wait_group %0;" ::"n"(G90H_STAGES - 4));
+    asm volatile("cp.async.wait_group %0;" ::"n"(G90H_AHEAD - 1));
     g90_mbar_wait(mbar + 8 * (b % G90H_STAGES), (b / G90H_STAGES) & 1);
     __syncthreads();
-    if (b + G90H_STAGES - 3 < nb) {
-        const int s = (b + G90H_STAGES - 3) % G90H_STAGES;
+    if (b + G90H_AHEAD < nb) {
+        const int s = (b + G90H_AHEAD) % G90H_STAGES;
         const u32 st = g90_smem_addr(smem + s * C::STAGE);
-        gemm90h_load_weights<FMT>(st, b + G90H_STAGES - 3, plan);
-        gemm90h_load_activations<FMT>(st, b + G90H_STAGES - 3, mbar + 8 * s, plan);
+        gemm90h_load_weights<FMT>(st, b + G90H_AHEAD, plan);
+        gemm90h_load_activations<FMT>(st, b + G90H_AHEAD, mbar + 8 * s, plan);
     }
     asm volatile("cp.async.commit_group;");
 }
@@ -217,9 +221,10 @@ __device__ __forceinline__ void gemm90h_build(const u8 *st, u32 (&a)[8][4], int 
 }
 
 /* Block b: start its 8 wgmma on a (built two steps earlier), wait for
- * block b - 1's (one batch stays in flight), then sync on block b + 2's
- * stage and build its A fragments into the buffer block b - 1 used. The
- * tensor cores never drain, and no A register is written while a wgmma
+ * block b - 2's (two batches stay in flight: with one, measured up to 2%
+ * slower), then sync on block b + 2's stage and build its A fragments into
+ * the buffer block b - 2 used. The tensor cores never drain, and no A
+ * register is written while a wgmma
  * issued before it could read it is pending: a wgmma whose A registers
  * were written while an older wgmma was in flight would make ptxas
  * serialize every wgmma (C7513). */
@@ -237,7 +242,7 @@ __device__ __forceinline__ void gemm90h_step(u8 *smem, int b, int nb, const gemm
     for (int j = 0; j < 8; j++) // + 32 bytes per k-step, + 16384 per k-half
         g90h_wgmma(acc, a[j], desc + (j >> 2) * 1024 + (j & 3) * 2);
     asm volatile("wgmma.commit_group.sync.aligned;" ::: "memory");
-    asm volatile("wgmma.wait_group.sync.aligned 1;" ::: "memory");
+    asm volatile("wgmma.wait_group.sync.aligned %0;" ::"n"(G90H_INFLIGHT) : "memory");
     if (b + 2 < nb) {
         gemm90h_sync<FMT>(smem, b + 2, nb, plan, mbar);
         gemm90h_build<FMT>(smem + ((b + 2) % G90H_STAGES) * C::STAGE, next, r0, t, magic);
@@ -282,30 +287,30 @@ __device__ __forceinline__ void gemm90h_body(const u8 *__restrict__ wbits,
     const gemm90h_copies plan = gemm90h_plan<FMT, SWIGLU>(row_base, tok_base, wbits, wscales,
                                                           ubits, uscales, k, xh);
 #pragma unroll
-    for (int s = 0; s < G90H_STAGES - 3; s++)
+    for (int s = 0; s < G90H_AHEAD; s++)
         if (s < nb)
             gemm90h_load_weights<FMT>(g90_smem_addr(smem + s * C::STAGE), s, plan);
     pdl_wait_previous();
 #pragma unroll
-    for (int s = 0; s < G90H_STAGES - 3; s++) {
+    for (int s = 0; s < G90H_AHEAD; s++) {
         if (s < nb)
             gemm90h_load_activations<FMT>(g90_smem_addr(smem + s * C::STAGE), s, mbar + 8 * s,
                                           plan);
         asm volatile("cp.async.commit_group;");
     }
-    u32 a0[8][4], a1[8][4], a2[8][4]; // block b's A in a(b % 3)
+    u32 a[G90H_BUFS][8][4]; // block b's A in a[b % BUFS]
     gemm90h_sync<FMT>(smem, 0, nb, plan, mbar);
-    gemm90h_build<FMT>(smem, a0, r0, t, magic);
+    gemm90h_build<FMT>(smem, a[0], r0, t, magic);
     if (nb > 1) {
         gemm90h_sync<FMT>(smem, 1, nb, plan, mbar);
-        gemm90h_build<FMT>(smem + C::STAGE, a1, r0, t, magic);
+        gemm90h_build<FMT>(smem + C::STAGE, a[1], r0, t, magic);
     }
-    for (int b = 0; b < nb; b += 3) {
-        gemm90h_step<FMT>(smem, b, nb, plan, acc, a0, a2, r0, t, magic, mbar);
-        if (b + 1 < nb)
-            gemm90h_step<FMT>(smem, b + 1, nb, plan, acc, a1, a0, r0, t, magic, mbar);
-        if (b + 2 < nb)
-            gemm90h_step<FMT>(smem, b + 2, nb, plan, acc, a2, a1, r0, t, magic, mbar);
+    for (int b = 0; b < nb; b += G90H_BUFS) {
+#pragma unroll
+        for (int j = 0; j < G90H_BUFS; j++)
+            if (b + j < nb)
+                gemm90h_step<FMT>(smem, b + j, nb, plan, acc, a[j], a[(j + 2) % G90H_BUFS], r0,
+                                  t, magic, mbar);
     }
     asm volatile("wgmma.wait_group.sync.aligned 0;" ::: "memory");
     asm volatile("cp.async.wait_group 0;");
