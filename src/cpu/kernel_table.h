@@ -76,6 +76,27 @@ typedef struct bonsai_attn_group {
 typedef void (*bonsai_attn_group_fn)(const bonsai_attn_group *g, const bonsai_attn_kv *kv,
                                      uint32_t D, float scale, float *scores, size_t stride);
 
+/* Defines `const bonsai_attn_group_fn table[BONSAI_CACHE_TYPES]` from one
+ * kernel body GROUP(g, kv, D, scale, scores, stride, type) whose last
+ * argument is a compile-time bonsai_cache_type: one instance per type. */
+#define BONSAI_DEFINE_ATTN_GROUPS(table, GROUP)                                                \
+    static void table##_f32(const bonsai_attn_group *g, const bonsai_attn_kv *kv, uint32_t D,  \
+                            float scale, float *scores, size_t stride)                         \
+    {                                                                                          \
+        GROUP(g, kv, D, scale, scores, stride, BONSAI_CACHE_F32);                              \
+    }                                                                                          \
+    static void table##_f16(const bonsai_attn_group *g, const bonsai_attn_kv *kv, uint32_t D,  \
+                            float scale, float *scores, size_t stride)                         \
+    {                                                                                          \
+        GROUP(g, kv, D, scale, scores, stride, BONSAI_CACHE_F16);                              \
+    }                                                                                          \
+    static void table##_q8(const bonsai_attn_group *g, const bonsai_attn_kv *kv, uint32_t D,   \
+                           float scale, float *scores, size_t stride)                          \
+    {                                                                                          \
+        GROUP(g, kv, D, scale, scores, stride, BONSAI_CACHE_Q8);                               \
+    }                                                                                          \
+    const bonsai_attn_group_fn table[BONSAI_CACHE_TYPES] = {table##_f32, table##_f16, table##_q8}
+
 /* An optional one-token q8 path that first turns the activations into
  * lookup tables, once per call: prep fills bytes_per_k * k bytes (64-byte
  * aligned) that every task's gemv then reads for its rows [r0, r1),

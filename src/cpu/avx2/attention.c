@@ -178,23 +178,6 @@ static inline void group(const bonsai_attn_group *g, const bonsai_attn_kv *kv, u
         }
     }
 }
-static void group_f32(const bonsai_attn_group *g, const bonsai_attn_kv *kv, uint32_t D,
-                      float scale, float *scores, size_t stride)
-{
-    group(g, kv, D, scale, scores, stride, BONSAI_CACHE_F32);
-}
 
-static void group_f16(const bonsai_attn_group *g, const bonsai_attn_kv *kv, uint32_t D,
-                      float scale, float *scores, size_t stride)
-{
-    group(g, kv, D, scale, scores, stride, BONSAI_CACHE_F16);
-}
+BONSAI_DEFINE_ATTN_GROUPS(bonsai_avx2_attn_group, group);
 
-static void group_q8(const bonsai_attn_group *g, const bonsai_attn_kv *kv, uint32_t D,
-                     float scale, float *scores, size_t stride)
-{
-    group(g, kv, D, scale, scores, stride, BONSAI_CACHE_Q8);
-}
-
-const bonsai_attn_group_fn bonsai_avx2_attn_group[BONSAI_CACHE_TYPES] = {group_f32, group_f16,
-                                                                          group_q8};
