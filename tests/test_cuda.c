@@ -239,9 +239,10 @@ static double pool_err[2][2][3], pool_norm[2][2][3];
  * (path 3), the sm_90a int8 wgmma GEMM (path 4) or the sm_90a fp16 wgmma
  * GEMM (path 5) (4, 5: skipped where the loaded kernels have none), the
  * one-token GEMV on the binary tensor cores (gemv_b1.cu) forced with one
- * block per SM and an L2 prefetch of all rows past the rings (path 6) or
- * with uneven shares of at most 13 groups per block, a prefetch of 5/16 of
- * them and no evict_first policy (path 7), against the q8 (5: fp16_reference)
+ * block per SM, an L2 prefetch of all rows past the rings and the next
+ * launch let in after the units (trigger 2, path 6) or with uneven shares
+ * of at most 13 groups per block, a prefetch of 5/16 of them, no
+ * evict_first policy and trigger 1 (path 7), against the q8 (5: fp16_reference)
  * and float64 references. Path 0 takes matmul.c's rule (gemv_b1 on large
  * one-token matrices on Hopper), path 2 never gemv_b1. Paths 6 and 7 are
  * for one token (matmul, matmul_add). */
@@ -326,6 +327,8 @@ static void run_case(bonsai_cuda *cu, bonsai_type type, size_t rows, size_t k, s
         const int b1_pf16 = cu->gemv_b1_pf16; // the handle's default, restored below
         cu->gemv_b1_pf16 = path == 7 ? 5 : path == 6 ? 16 : b1_pf16;
         cu->gemv_b1_evict_first = path != 7;
+        const int b1_trigger = cu->gemv_b1_trigger;
+        cu->gemv_b1_trigger = path == 7 ? 1 : path == 6 ? 2 : b1_trigger;
         s = op == OP_SWIGLU ? bonsai_cuda_matmul_swiglu(cu, dw, du, dx, m, dy)
             : op == OP_ADD  ? bonsai_cuda_matmul_add(cu, dw, dx, m, dy)
                             : bonsai_cuda_matmul(cu, dw, dx, m, dy);
@@ -342,6 +345,7 @@ static void run_case(bonsai_cuda *cu, bonsai_type type, size_t rows, size_t k, s
         cu->gemv_b1_blocks = 0;
         cu->gemv_b1_pf16 = b1_pf16;
         cu->gemv_b1_evict_first = 1;
+        cu->gemv_b1_trigger = b1_trigger;
     }
     const char *path_name = path == 1   ? "gemm"
                             : path == 2 ? "gemv-r8"

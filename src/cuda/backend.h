@@ -81,6 +81,9 @@ struct bonsai_cuda {
                            * that a block asks L2 for before the wait (8; 0
                            * where that passes half of L2: matmul.c) */
     int gemv_b1_evict_first; /* weight loads with the L2 evict_first policy (1) */
+    int gemv_b1_trigger;  /* where a block lets the next launch start (PDL):
+                           * 0 at its start, 1 after its B fragments, 2 after
+                           * its units (kernels/gemv_b1.cu) */
     int gemv_b1_blocks;   /* grid size; 0: one block per SM (tests force fewer) */
     size_t gemv_b1_smem_max; /* dynamic shared memory it may take: half an SM's */
     size_t gemv_b1_calls; /* its launches so far (tests check that it ran) */

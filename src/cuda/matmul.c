@@ -210,7 +210,7 @@ static int b1_plan_for(const bonsai_cuda *cu, const bonsai_cuda_matrix *w, b1_pl
     const size_t max_groups = (groups + grid - 1) / grid;
     const size_t stage = 16 * BONSAI_CUDA_B1_PITCH(f) + 64 * ch;
     const size_t smem = BONSAI_CUDA_GEMV_B1_THREADS / 32 * BONSAI_CUDA_B1_STAGES(f) * stage +
-                        parts * ch * 528 + parts * max_groups * 64;
+                        parts * ch * (f == 0 ? 384 : 544) + parts * max_groups * 64;
     const size_t block_bytes = max_groups * 16 * nb * (f == 0 ? 16 : 32);
     if (smem > cu->gemv_b1_smem_max || block_bytes >= ((size_t)1 << 30))
         return 0;
@@ -347,10 +347,10 @@ bonsai_status bonsai_cuda_matmul_quantized(bonsai_cuda *cu, const bonsai_cuda_ma
         const size_t bytes = w->bits_bytes + w->scales_bytes;
         int pf16 = bytes / 16 * (size_t)cu->gemv_b1_pf16 <= cu->info.l2_bytes / 2
                        ? cu->gemv_b1_pf16 : 0;
-        int evict_first = cu->gemv_b1_evict_first;
+        int evict_first = cu->gemv_b1_evict_first, trigger = cu->gemv_b1_trigger;
         void *bargs[] = {(void *)&w->bits, (void *)&w->scales, &rows,  &ik,  &planes,
                          &cu->act_d,       &cu->act_s,         &im_pad, &yp, &iadd,
-                         &pf16,            &evict_first};
+                         &pf16,            &evict_first,       &trigger};
         // PDL: at most one block per SM and half an SM's registers, so the
         // next launch's blocks are resident beside it and prefetch meanwhile
         bonsai_status s = launch(cu, cu->gemv_b1[fmt], plan.grid, 1, BONSAI_CUDA_GEMV_B1_THREADS,
