@@ -328,7 +328,7 @@ static void run_case(bonsai_cuda *cu, bonsai_type type, size_t rows, size_t k, s
         cu->gemv_b1_pf16 = path == 7 ? 5 : path == 6 ? 16 : b1_pf16;
         cu->gemv_b1_evict_first = path != 7;
         const int b1_trigger = cu->gemv_b1_trigger;
-        cu->gemv_b1_trigger = path == 7 ? 1 : path == 6 ? 2 : b1_trigger;
+        cu->gemv_b1_trigger = path == 7 ? (k / 128 % 2 ? 3 : 1) : path == 6 ? 2 : b1_trigger;
         s = op == OP_SWIGLU ? bonsai_cuda_matmul_swiglu(cu, dw, du, dx, m, dy)
             : op == OP_ADD  ? bonsai_cuda_matmul_add(cu, dw, dx, m, dy)
                             : bonsai_cuda_matmul(cu, dw, dx, m, dy);

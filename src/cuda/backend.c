@@ -149,9 +149,9 @@ bonsai_status bonsai_cuda_open(const bonsai_cuda_params *params, bonsai_cuda **o
     env = getenv("BONSAI_CUDA_GEMV_B1_EVICT_FIRST");
     if (env && (strcmp(env, "0") == 0 || strcmp(env, "1") == 0))
         cu->gemv_b1_evict_first = atoi(env);
-    cu->gemv_b1_trigger = 0;
+    cu->gemv_b1_trigger = -1; /* -1: the measured rule in matmul.c */
     env = getenv("BONSAI_CUDA_GEMV_B1_TRIGGER");
-    if (env && (strcmp(env, "0") == 0 || strcmp(env, "1") == 0 || strcmp(env, "2") == 0))
+    if (env && strlen(env) == 1 && env[0] >= '0' && env[0] <= '3')
         cu->gemv_b1_trigger = atoi(env);
     env = getenv("BONSAI_CUDA_GEMV_B1_BLOCKS");
     if (env && atoi(env) > 0)

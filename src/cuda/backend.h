@@ -83,7 +83,8 @@ struct bonsai_cuda {
     int gemv_b1_evict_first; /* weight loads with the L2 evict_first policy (1) */
     int gemv_b1_trigger;  /* where a block lets the next launch start (PDL):
                            * 0 at its start, 1 after its B fragments, 2 after
-                           * its units (kernels/gemv_b1.cu) */
+                           * its units, 3 right after the wait
+                           * (kernels/gemv_b1.cu); -1: the rule in matmul.c */
     int gemv_b1_blocks;   /* grid size; 0: one block per SM (tests force fewer) */
     size_t gemv_b1_smem_max; /* dynamic shared memory it may take: half an SM's */
     size_t gemv_b1_calls; /* its launches so far (tests check that it ran) */

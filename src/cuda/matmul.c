@@ -347,7 +347,15 @@ bonsai_status bonsai_cuda_matmul_quantized(bonsai_cuda *cu, const bonsai_cuda_ma
         const size_t bytes = w->bits_bytes + w->scales_bytes;
         int pf16 = bytes / 16 * (size_t)cu->gemv_b1_pf16 <= cu->info.l2_bytes / 2
                        ? cu->gemv_b1_pf16 : 0;
-        int evict_first = cu->gemv_b1_evict_first, trigger = cu->gemv_b1_trigger;
+        // the next launch starts once every block is past the wait (3) for
+        // matrices within a third of L2, at each block's start (0) for
+        // larger ones (measured on the H100, bench/NOTES.md gemv6: 3 faster
+        // cold at Q1 8192 and 24576 rows and TQ2 8192, slower at Q1 32768,
+        // TQ2 24576 and 32768 and both LM heads)
+        int trigger = cu->gemv_b1_trigger >= 0       ? cu->gemv_b1_trigger
+                      : bytes <= cu->info.l2_bytes / 3 ? 3
+                                                       : 0;
+        int evict_first = cu->gemv_b1_evict_first;
         void *bargs[] = {(void *)&w->bits, (void *)&w->scales, &rows,  &ik,  &planes,
                          &cu->act_d,       &cu->act_s,         &im_pad, &yp, &iadd,
                          &pf16,            &evict_first,       &trigger};

@@ -57,10 +57,11 @@
  * bench/NOTES.md gemv4); the copies carry an L2 evict_first
  * policy (evict_first = 1) so that lines already used leave L2 first. A
  * block lets the next launch start (griddepcontrol.launch_dependents) at
- * its start (trigger 0, the default), after its B fragments (1) or after
- * its units (2) (bench/NOTES.md gemv5). After the wait: the B fragments of
- * every block pair, d and s to shared memory, the units, the partial sums
- * per (part, row) to shared memory, summed in part order.
+ * its start (trigger 0), right after the wait (3), after its B fragments
+ * (1) or after its units (2); matmul.c picks 3 for matrices within a third
+ * of L2, else 0 (bench/NOTES.md gemv5, gemv6). After the wait: the B
+ * fragments of every block pair, d and s to shared memory, the units, the
+ * partial sums per (part, row) to shared memory, summed in part order.
  * Shared memory (bytes; b1_plan_for in matmul.c computes the same):
  * 16 warps x S x (16 x 128 + 64 CH) rings (CH = 4 block pairs per unit for
  * Q1, 2 for TQ2), then B fragments and d, s: parts CH 384 (Q1) or 544
@@ -285,6 +286,8 @@ __device__ __forceinline__ void gemv_b1_body(const u8 *__restrict__ bits,
     }
     pdl_wait_previous(); // the previous kernel wrote the activations
     B1_STAMP(seq, 1);
+    if (trigger == 3)
+        pdl_launch_dependents();
 
     for (int i = threadIdx.x; i < npp * 32; i += blockDim.x) {
         const int l = i & 31, gg = l >> 2, tt = l & 3, kb = 2 * (i >> 5) + (tt >> 1);
