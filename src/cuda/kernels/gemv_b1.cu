@@ -164,7 +164,7 @@ __device__ __forceinline__ int b1_swizzle(int r)
     return FMT == FMT_Q1 ? r & 7 : (r & 1) << 2;
 }
 
-#ifdef B1_TRACE /* scripts/gemv5/trace_b1.cu: %globaltimer stamps per block */
+#ifdef B1_TRACE /* scripts/gemv-b1-trace.cu: %globaltimer stamps per block */
 __device__ unsigned b1_seq[1024];
 __device__ unsigned long long b1_trace[64][1024][5];
 __device__ __forceinline__ unsigned long long b1_now()

@@ -4,7 +4,7 @@
 // griddepcontrol.wait), B fragments staged, units done, rows stored. Random
 // weights and activations (timing only). Build from the repository root:
 //   nvcc -O2 -std=c++17 -DB1_TRACE -gencode=arch=compute_90a,code=sm_90a \
-//        -Isrc/cuda/kernels scripts/gemv5/trace_b1.cu -o trace_b1
+//        -Isrc/cuda/kernels scripts/gemv-b1-trace.cu -o trace_b1
 // Run: ./trace_b1 q1|tq2 hot|cold [pf16 [trigger]]
 #include "gemv_b1.cu"
 #include <algorithm>

@@ -1,10 +1,11 @@
 #!/bin/bash
-# gemv6 device run (the lent H100), from the carried worktree: binaries
-# built here for sm_90a (build-gpu/{bonsai,test_cuda,trace_b1}, rebuilt
-# there if they do not run), bench of gemv_b1 variants chosen by env
+# gemv_b1 experiments on the lent H100 (the gemv4-6 helpers), from the
+# repository root (or a carried worktree): binaries built for sm_90a
+# (build-gpu/{bonsai,test_cuda,trace_b1}, rebuilt on the device if they do
+# not run there), bench of gemv_b1 variants chosen by env
 # (VARIANTS / SHAPES: "tag:VAR=v,VAR=v ...", e.g. BONSAI_CUDA_GEMV_B1_PF16,
 # _TRIGGER) alternating in the same run, the %globaltimer trace
-# (scripts/gemv5/trace_b1.cu; TRACES: "pf16,trigger ..."), then test_cuda
+# (scripts/gemv-b1-trace.cu; TRACES: "pf16,trigger ..."), then test_cuda
 # and compute-sanitizer memcheck concurrently. Logs to $OUT.
 set -u
 export PATH=$PATH:/usr/local/cuda/bin
@@ -17,7 +18,7 @@ if ./build-gpu/bonsai 2>&1 | grep -q GLIBC || ! [ -x build-gpu/trace_b1 ]; then
     cmake -S . -B build-gpu -DCMAKE_BUILD_TYPE=Release -DBONSAI_CUDA_ARCHS=90a >/dev/null &&
         cmake --build build-gpu -j 16 2>&1 | grep -E " error|warning:"
     nvcc -O2 -std=c++17 -DB1_TRACE -gencode=arch=compute_90a,code=sm_90a -Isrc/cuda/kernels \
-        scripts/gemv5/trace_b1.cu -o build-gpu/trace_b1
+        scripts/gemv-b1-trace.cu -o build-gpu/trace_b1
 fi
 cuobjdump -sass build-gpu/trace_b1 | awk '/Function : bonsai_gemv_b1/{n=$0} /LDGSTS|BMMA|IMMA|UBLKPF/{c[n" "$2]++} END{for(k in c) print c[k], k}' | sort -k3 | head -12
 phase bench
