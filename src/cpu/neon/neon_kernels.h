@@ -30,6 +30,9 @@ void bonsai_neon_mm_f32_tq2_0_g128(const void *w, size_t k, size_t r0, size_t r1
 void bonsai_neon_quantize_q8(const float *x, size_t k, bonsai_block_q8 *out);
 void bonsai_neon_fp16_to_fp32(const uint16_t *src, float *dst, size_t n);
 void bonsai_neon_fp32_to_fp16(const float *src, uint16_t *dst, size_t n);
+void bonsai_neon_rms_norm(const float *x, const float *w, size_t m, size_t n, float eps, float *y);
+/* attention.c: group kernels per cache type, D % 16 == 0 */
+extern const bonsai_attn_group_fn bonsai_neon_attn_group[BONSAI_CACHE_TYPES];
 /* DOTPROD (q8_dotprod.c): call only when the CPU has it */
 void bonsai_neon_mm_q8_q1_0_g128_dotprod(const void *w, size_t k, size_t r0, size_t r1,
                                          const bonsai_block_q8 *x, size_t m, float *y,
