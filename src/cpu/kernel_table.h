@@ -76,6 +76,23 @@ typedef struct bonsai_attn_group {
 typedef void (*bonsai_attn_group_fn)(const bonsai_attn_group *g, const bonsai_attn_kv *kv,
                                      uint32_t D, float scale, float *scores, size_t stride);
 
+/* Defines `static void group(g, kv, D, scale, scores, stride, type)` that
+ * calls GROUP_ROWS(..., R, type) with a compile-time row count R = n_rows
+ * (1..4), for kernels unrolled per row count. */
+#define BONSAI_DEFINE_ATTN_BY_ROWS(group, GROUP_ROWS)                                          \
+    static inline __attribute__((always_inline)) void group(                                   \
+        const bonsai_attn_group *g, const bonsai_attn_kv *kv, uint32_t D, float scale,         \
+        float *scores, size_t stride, const bonsai_cache_type type)                            \
+    {                                                                                          \
+        switch (g->n_rows) {                                                                   \
+        case 1: GROUP_ROWS(g, kv, D, scale, scores, stride, 1, type); break;                   \
+        case 2: GROUP_ROWS(g, kv, D, scale, scores, stride, 2, type); break;                   \
+        case 3: GROUP_ROWS(g, kv, D, scale, scores, stride, 3, type); break;                   \
+        case 4: GROUP_ROWS(g, kv, D, scale, scores, stride, 4, type); break;                   \
+        default: break;                                                                        \
+        }                                                                                      \
+    }
+
 /* Defines `const bonsai_attn_group_fn table[BONSAI_CACHE_TYPES]` from one
  * kernel body GROUP(g, kv, D, scale, scores, stride, type) whose last
  * argument is a compile-time bonsai_cache_type: one instance per type. */

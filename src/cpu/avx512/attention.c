@@ -129,18 +129,7 @@ AVX512_INLINE void group_rows(const bonsai_attn_group *g, const bonsai_attn_kv *
         value_chunk(g, kv->v, row_bytes, scores, stride, n_max, inv, d, R, 1, type);
 }
 
-AVX512_INLINE void group(const bonsai_attn_group *g, const bonsai_attn_kv *kv, uint32_t D,
-                         float scale, float *scores, size_t stride, const bonsai_cache_type type)
-{
-    switch (g->n_rows) {
-    case 1: group_rows(g, kv, D, scale, scores, stride, 1, type); break;
-    case 2: group_rows(g, kv, D, scale, scores, stride, 2, type); break;
-    case 3: group_rows(g, kv, D, scale, scores, stride, 3, type); break;
-    case 4: group_rows(g, kv, D, scale, scores, stride, 4, type); break;
-    default: break;
-    }
-}
-
+BONSAI_DEFINE_ATTN_BY_ROWS(group, group_rows)
 
 BONSAI_DEFINE_ATTN_GROUPS(bonsai_avx512_attn_group, group);
 
