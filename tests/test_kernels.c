@@ -14,6 +14,7 @@
 
 #include "bonsai/bonsai.h"
 #include "harness.h"
+#include "tier_kernels.h"
 
 typedef enum { OP_STORE, OP_ADD, OP_SWIGLU } op_kind;
 static const char *const op_names[] = {"matmul", "matmul_add", "matmul_swiglu"};
@@ -271,15 +272,8 @@ int main(void)
         return 1;
     }
     for (int tier = BONSAI_TIER_SCALAR; tier < BONSAI_TIER_COUNT; tier++) {
-        if (!bonsai_cpu_tier_supported((bonsai_cpu_tier)tier)) {
-            skip("tier %s: not built or not supported by this CPU",
-                 bonsai_cpu_tier_name((bonsai_cpu_tier)tier));
-            continue;
-        }
-        bonsai_ctx *ctx = NULL;
-        bonsai_ctx_params p = {.n_threads = 3, .tier = (bonsai_cpu_tier)tier};
-        if (!CHECK(bonsai_ctx_create(&p, &ctx) == BONSAI_OK, "context for %s: %s",
-                   bonsai_cpu_tier_name((bonsai_cpu_tier)tier), bonsai_last_error()))
+        bonsai_ctx *ctx = tier_context_or_skip(tier, 3);
+        if (!ctx)
             continue;
         check_quantize_q8(ctx, scalar);
         for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {

@@ -14,6 +14,7 @@
 
 #include "bonsai/bonsai.h"
 #include "harness.h"
+#include "tier_kernels.h"
 
 static uint8_t *random_weights(bonsai_type t, size_t rows, size_t k, size_t *bytes)
 {
@@ -149,15 +150,8 @@ int main(void)
     /* 4200 x 2176: long ranges per thread, k past one 16-block table group */
     static const size_t shapes[][2] = {{1, 128}, {77, 2048}, {100, 4224}, {64, 256}, {4200, 2176}};
     for (int tier = BONSAI_TIER_SCALAR; tier < BONSAI_TIER_COUNT; tier++) {
-        if (!bonsai_cpu_tier_supported((bonsai_cpu_tier)tier)) {
-            skip("tier %s: not built or not supported by this CPU",
-                 bonsai_cpu_tier_name((bonsai_cpu_tier)tier));
-            continue;
-        }
-        bonsai_ctx *ctx = NULL;
-        bonsai_ctx_params p = {.n_threads = 2, .tier = (bonsai_cpu_tier)tier};
-        if (!CHECK(bonsai_ctx_create(&p, &ctx) == BONSAI_OK, "context for %s: %s",
-                   bonsai_cpu_tier_name((bonsai_cpu_tier)tier), bonsai_last_error()))
+        bonsai_ctx *ctx = tier_context_or_skip(tier, 2);
+        if (!ctx)
             continue;
         check_errors(ctx);
         for (int ti = 0; ti < 2; ti++)

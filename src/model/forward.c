@@ -16,7 +16,6 @@
  *
  * In q8 mode each normed vector is quantized once and serves every matrix
  * that reads it (Q, K and V; gate and up). */
-#include <string.h>
 
 #include "core/error.h"
 #include "cpu/context.h"

@@ -4,23 +4,27 @@
 #include "core/error.h"
 #include "model/model_internal.h"
 
-/* The matrices one decode step reads: Q, K and V as their fused view when
- * there is one, else one by one. */
+/* Slots per layer in decode_matrix: Q (or the fused QKV), K, V, O, gate,
+ * up, down. */
+#define PER_LAYER 7
+
+/* Matrix i of the ones a decode step reads (NULL for an empty slot): Q, K
+ * and V as their fused view when there is one, else one by one. */
 static bonsai_matrix *decode_matrix(bonsai_model *m, size_t i)
 {
-    const size_t per_layer = 7;
-    if (i == (size_t)m->hp.n_layers * per_layer)
+    if (i == (size_t)m->hp.n_layers * PER_LAYER)
         return &m->output;
-    bonsai_layer *L = &m->layers[i / per_layer];
-    bonsai_matrix *const list[7] = {L->qkv.rows ? &L->qkv : &L->wq, L->qkv.rows ? NULL : &L->wk,
-                                    L->qkv.rows ? NULL : &L->wv, &L->wo, &L->gate, &L->up,
-                                    &L->down};
-    return list[i % per_layer];
+    bonsai_layer *L = &m->layers[i / PER_LAYER];
+    const int fused = L->qkv.rows != 0;
+    bonsai_matrix *const list[PER_LAYER] = {fused ? &L->qkv : &L->wq, fused ? NULL : &L->wk,
+                                            fused ? NULL : &L->wv, &L->wo, &L->gate, &L->up,
+                                            &L->down};
+    return list[i % PER_LAYER];
 }
 
 static size_t n_decode_matrices(const bonsai_model *m)
 {
-    return (size_t)m->hp.n_layers * 7 + 1;
+    return (size_t)m->hp.n_layers * PER_LAYER + 1;
 }
 
 bonsai_status bonsai_model_pack_weights(bonsai_model *m)
