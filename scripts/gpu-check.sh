@@ -28,15 +28,15 @@ nvcc -cubin -std=c++17 -gencode=arch=compute_90a,code=sm_90a -Xptxas -v -Isrc/cu
     "$BUILD/src/cuda/bonsai_kernels.cu" -o "$OUT/kernels_sm90.cubin" 2>&1 |
     awk '/Compiling entry/ {name=$7} /registers/ {regs=$5} /spill/ {spill=$5" "$9} /registers/ {print name, regs" regs,", "spill st/ld bytes:", spill}' |
     tee "$OUT/registers.txt"
-cuobjdump -sass -fun bonsai_gemm_q1 "$OUT/kernels_sm90.cubin" > "$OUT/gemm_q1.sass" 2>&1
-cuobjdump -sass -fun bonsai_gemv_q1_t1 "$OUT/kernels_sm90.cubin" >> "$OUT/gemm_q1.sass" 2>&1
-cuobjdump -sass -fun bonsai_gemm90_q1 "$OUT/kernels_sm90.cubin" > "$OUT/gemm90_q1.sass" 2>&1
-cuobjdump -sass -fun bonsai_gemm90h_q1 "$OUT/kernels_sm90.cubin" > "$OUT/gemm90h_q1.sass" 2>&1
+# one file: the device tool brings back at most 8
+for f in bonsai_gemm_q1 bonsai_gemv_q1_t1 bonsai_gemm90_q1 bonsai_gemm90h_q1 bonsai_gemv_b1_q1; do
+    cuobjdump -sass -fun $f "$OUT/kernels_sm90.cubin" 2>&1
+done > "$OUT/kernels_q1.sass"
 rm -f "$OUT/kernels_sm90.cubin"
 
 phase "tests"
 (cd "$BUILD" && timeout 420 ctest --output-on-failure -j 4) 2>&1 | tee "$OUT/ctest.log" | tail -25
-"$BUILD/test_cuda" 2>/dev/null | tail -8 | tee "$OUT/test_cuda.log"
+"$BUILD/test_cuda" 2>/dev/null | tail -8 | tee -a "$OUT/ctest.log"
 
 phase "compute-sanitizer memcheck: test_cuda (pipeline cases skipped: BONSAI_TEST_QUICK)"
 BONSAI_TEST_QUICK=1 timeout 300 compute-sanitizer --tool memcheck --error-exitcode 99 \
@@ -56,6 +56,7 @@ timeout 120 $B --type q1,tq2 --shape 4096x4096,24576x4096 -n 2,8,16,32,64,512,20
     -o json > "$OUT/bench_gemm.json" 2> "$OUT/bench_gemm.err"
 tail -n +3 "$OUT/bench_gemm.err"
 cat "$OUT/bench_gemm.err" >> "$OUT/bench_gemv.err" && rm "$OUT/bench_gemm.err"
+cat "$OUT/setup.log" >> "$OUT/registers.txt" && rm "$OUT/setup.log"
 
 
 phase "GEMM with 64-token tiles (BONSAI_CUDA_GEMM_BN=64)"
@@ -77,3 +78,9 @@ phase "GEMM on gemm.cu's mma.sync tiles instead of wgmma (BONSAI_CUDA_GEMM_WGMMA
 BONSAI_CUDA_GEMM_WGMMA=0 timeout 90 $B --type q1,tq2 --shape 4096x4096,24576x4096 \
     -n 64,512,2048 --hot -r 15 -o json 2>&1 >/dev/null | grep -E "n=" | sed "s/^/mma.sync /" |
     tee -a "$OUT/bench_gemv.err"
+
+phase "summary"
+grep -m1 "^device:" "$OUT/bench_gemv.err"
+grep -E "tests passed|tests failed" "$OUT/ctest.log"
+grep -E "passed, .* failed" "$OUT/ctest.log" | tail -1 | sed "s/^/test_cuda: /"
+grep -E "ERROR SUMMARY|passed, " "$OUT/sanitizer.log" | sed "s/^/memcheck: /"
