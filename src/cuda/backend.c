@@ -1,5 +1,7 @@
 /* The CUDA handle: device, primary context, stream, kernels; device
  * buffers. Every driver call is checked; failures carry CUDA's text. */
+#include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,6 +53,19 @@ const char *bonsai_cuda_archs_built(void)
         memcpy(text, out, sizeof text);
     }
     return text;
+}
+
+/* The environment variable name as a whole decimal number in [lo, hi], or
+ * fallback where it is unset or anything else. */
+static long env_knob(const char *name, long lo, long hi, long fallback)
+{
+    const char *env = getenv(name);
+    if (!env || !*env)
+        return fallback;
+    char *end;
+    errno = 0;
+    long v = strtol(env, &end, 10);
+    return *end || errno || v < lo || v > hi ? fallback : v;
 }
 
 static bonsai_status query_device(bonsai_cuda *cu)
@@ -120,45 +135,21 @@ bonsai_status bonsai_cuda_open(const bonsai_cuda_params *params, bonsai_cuda **o
     if (!cu)
         return bonsai_fail(BONSAI_ERR_OUT_OF_MEMORY, "bonsai_cuda_open: out of memory");
     cu->api = api;
-    cu->gemm_min_tokens = 0; /* 0: the measured rule in matmul.c */
-    cu->gemv_r8_min_rows = 8192; /* measured: bench/NOTES.md CUDA */
-    const char *env = getenv("BONSAI_CUDA_GEMM_MIN_TOKENS"); // tuning knobs
-    if (env && atol(env) > 0)
-        cu->gemm_min_tokens = (size_t)atol(env);
-    cu->gemm_tile_tokens = 0; /* 0: the measured rule in matmul.c */
-    env = getenv("BONSAI_CUDA_GEMM_BN");
-    if (env && (atol(env) == 64 || atol(env) == 128))
-        cu->gemm_tile_tokens = (int)atol(env);
-    cu->gemm_wgmma = -1; /* -1: the measured rule in matmul.c */
-    env = getenv("BONSAI_CUDA_GEMM_WGMMA");
-    if (env && (strcmp(env, "0") == 0 || strcmp(env, "1") == 0))
-        cu->gemm_wgmma = atoi(env);
-    cu->gemm_f16 = -1; /* -1: the measured rule in matmul.c (gemm90h or gemm90) */
-    env = getenv("BONSAI_CUDA_GEMM_F16");
-    if (env && (strcmp(env, "0") == 0 || strcmp(env, "1") == 0))
-        cu->gemm_f16 = atoi(env);
-    cu->gemv_b1_mode = -1; /* -1: the measured rule in matmul.c */
-    env = getenv("BONSAI_CUDA_GEMV_B1");
-    if (env && (strcmp(env, "0") == 0 || strcmp(env, "1") == 0))
-        cu->gemv_b1_mode = atoi(env);
-    cu->gemv_b1_pf16 = 8; /* measured (bench/NOTES.md gemv4): half of the rest, cold */
-    env = getenv("BONSAI_CUDA_GEMV_B1_PF16");
-    if (env && atoi(env) >= 0 && atoi(env) <= 16)
-        cu->gemv_b1_pf16 = atoi(env);
-    cu->gemv_b1_evict_first = 1;
-    env = getenv("BONSAI_CUDA_GEMV_B1_EVICT_FIRST");
-    if (env && (strcmp(env, "0") == 0 || strcmp(env, "1") == 0))
-        cu->gemv_b1_evict_first = atoi(env);
-    cu->gemv_b1_trigger = -1; /* -1: the measured rule in matmul.c */
-    env = getenv("BONSAI_CUDA_GEMV_B1_TRIGGER");
-    if (env && strlen(env) == 1 && env[0] >= '0' && env[0] <= '3')
-        cu->gemv_b1_trigger = atoi(env);
-    env = getenv("BONSAI_CUDA_GEMV_B1_BLOCKS");
-    if (env && atoi(env) > 0)
-        cu->gemv_b1_blocks = atoi(env);
-    env = getenv("BONSAI_CUDA_GEMV_R8_MIN_ROWS");
-    if (env && atol(env) > 0)
-        cu->gemv_r8_min_rows = (size_t)atol(env);
+    // tuning knobs (bench/NOTES.md); unset or out of range: the default,
+    // mostly the measured rule in matmul.c (0 or -1)
+    cu->gemm_min_tokens = (size_t)env_knob("BONSAI_CUDA_GEMM_MIN_TOKENS", 1, LONG_MAX, 0);
+    const long bn = env_knob("BONSAI_CUDA_GEMM_BN", 64, 128, 0);
+    cu->gemm_tile_tokens = bn == 64 || bn == 128 ? (int)bn : 0;
+    cu->gemm_wgmma = (int)env_knob("BONSAI_CUDA_GEMM_WGMMA", 0, 1, -1);
+    cu->gemm_f16 = (int)env_knob("BONSAI_CUDA_GEMM_F16", 0, 1, -1); // gemm90h or gemm90
+    cu->gemv_b1_mode = (int)env_knob("BONSAI_CUDA_GEMV_B1", 0, 1, -1);
+    // measured (bench/NOTES.md gemv4): half of the rest, cold
+    cu->gemv_b1_pf16 = (int)env_knob("BONSAI_CUDA_GEMV_B1_PF16", 0, 16, 8);
+    cu->gemv_b1_evict_first = (int)env_knob("BONSAI_CUDA_GEMV_B1_EVICT_FIRST", 0, 1, 1);
+    cu->gemv_b1_trigger = (int)env_knob("BONSAI_CUDA_GEMV_B1_TRIGGER", 0, 3, -1);
+    cu->gemv_b1_blocks = (int)env_knob("BONSAI_CUDA_GEMV_B1_BLOCKS", 1, INT_MAX, 0);
+    // measured: bench/NOTES.md CUDA
+    cu->gemv_r8_min_rows = (size_t)env_knob("BONSAI_CUDA_GEMV_R8_MIN_ROWS", 1, LONG_MAX, 8192);
     s = check(cu, api->cuDeviceGet(&cu->dev, p.device), "cuDeviceGet");
     if (s == BONSAI_OK)
         s = check(cu, api->cuDevicePrimaryCtxRetain(&cu->ctx, cu->dev),

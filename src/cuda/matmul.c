@@ -12,6 +12,28 @@
 #include "cuda/backend.h"
 #include "cuda/loader.h"
 
+/* Frees the n device buffers *bufs[i] (after the stream is idle: they may
+ * still be read) and allocates them again with bytes[i] each; on failure
+ * every one not allocated is 0. what names them in the error. */
+static bonsai_status replace_buffers(bonsai_cuda *cu, CUdeviceptr *const bufs[],
+                                     const size_t bytes[], int n, const char *what)
+{
+    const bonsai_cuda_api *api = cu->api;
+    api->cuStreamSynchronize(cu->stream);
+    for (int i = 0; i < n; i++) {
+        if (*bufs[i])
+            api->cuMemFree(*bufs[i]);
+        *bufs[i] = 0;
+    }
+    for (int i = 0; i < n; i++) {
+        CUresult r = api->cuMemAlloc(bufs[i], bytes[i]);
+        if (r != CUDA_SUCCESS)
+            return bonsai_cuda_fail(api, r, what);
+    }
+    return BONSAI_OK;
+}
+
+/* The q8 activations (layout.cuh) of m_pad tokens of k values. */
 static bonsai_status ensure_activations(bonsai_cuda *cu, size_t m_pad, size_t k)
 {
     size_t need;
@@ -20,25 +42,13 @@ static bonsai_status ensure_activations(bonsai_cuda *cu, size_t m_pad, size_t k)
                            m_pad, k);
     if (need <= cu->act_bytes)
         return BONSAI_OK;
-    const bonsai_cuda_api *api = cu->api;
-    api->cuStreamSynchronize(cu->stream); // the old buffers may still be read
-    if (cu->act_qs)
-        api->cuMemFree(cu->act_qs);
-    if (cu->act_d)
-        api->cuMemFree(cu->act_d);
-    if (cu->act_s)
-        api->cuMemFree(cu->act_s);
-    cu->act_qs = cu->act_d = cu->act_s = 0;
     cu->act_bytes = 0;
-    CUresult r = api->cuMemAlloc(&cu->act_qs, need);
-    if (r == CUDA_SUCCESS)
-        r = api->cuMemAlloc(&cu->act_d, need / BONSAI_QK * sizeof(float));
-    if (r == CUDA_SUCCESS)
-        r = api->cuMemAlloc(&cu->act_s, need / BONSAI_QK * sizeof(int));
-    if (r != CUDA_SUCCESS)
-        return bonsai_cuda_fail(api, r, "cuMemAlloc (quantized activations)");
-    cu->act_bytes = need;
-    return BONSAI_OK;
+    CUdeviceptr *const bufs[] = {&cu->act_qs, &cu->act_d, &cu->act_s};
+    const size_t bytes[] = {need, need / BONSAI_QK * sizeof(float), need / BONSAI_QK * sizeof(int)};
+    bonsai_status s = replace_buffers(cu, bufs, bytes, 3, "cuMemAlloc (quantized activations)");
+    if (s == BONSAI_OK)
+        cu->act_bytes = need;
+    return s;
 }
 
 /* The bit planes of one token's q8 blocks (k/128 x 128 bytes) for
@@ -47,17 +57,12 @@ static bonsai_status ensure_planes(bonsai_cuda *cu, size_t k)
 {
     if (k <= cu->act_planes_bytes)
         return BONSAI_OK;
-    const bonsai_cuda_api *api = cu->api;
-    api->cuStreamSynchronize(cu->stream); // the old buffer may still be read
-    if (cu->act_planes)
-        api->cuMemFree(cu->act_planes);
-    cu->act_planes = 0;
     cu->act_planes_bytes = 0;
-    CUresult r = api->cuMemAlloc(&cu->act_planes, k);
-    if (r != CUDA_SUCCESS)
-        return bonsai_cuda_fail(api, r, "cuMemAlloc (activation bit planes)");
-    cu->act_planes_bytes = k;
-    return BONSAI_OK;
+    CUdeviceptr *const bufs[] = {&cu->act_planes};
+    bonsai_status s = replace_buffers(cu, bufs, &k, 1, "cuMemAlloc (activation bit planes)");
+    if (s == BONSAI_OK)
+        cu->act_planes_bytes = k;
+    return s;
 }
 
 /* The fp16 activations for gemm90h (kernels/layout_f16.cuh). */
@@ -69,22 +74,15 @@ static bonsai_status ensure_activations_f16(bonsai_cuda *cu, size_t m_pad, size_
                            m_pad, k);
     if (need <= cu->act_h_bytes && m_pad <= cu->act_h_tokens)
         return BONSAI_OK;
-    const bonsai_cuda_api *api = cu->api;
-    api->cuStreamSynchronize(cu->stream); // the old buffers may still be read
-    if (cu->act_h)
-        api->cuMemFree(cu->act_h);
-    if (cu->act_hinv)
-        api->cuMemFree(cu->act_hinv);
-    cu->act_h = cu->act_hinv = 0;
     cu->act_h_bytes = cu->act_h_tokens = 0;
-    CUresult r = api->cuMemAlloc(&cu->act_h, need);
-    if (r == CUDA_SUCCESS)
-        r = api->cuMemAlloc(&cu->act_hinv, m_pad * sizeof(float));
-    if (r != CUDA_SUCCESS)
-        return bonsai_cuda_fail(api, r, "cuMemAlloc (fp16 activations)");
-    cu->act_h_bytes = need;
-    cu->act_h_tokens = m_pad;
-    return BONSAI_OK;
+    CUdeviceptr *const bufs[] = {&cu->act_h, &cu->act_hinv};
+    const size_t bytes[] = {need, m_pad * sizeof(float)};
+    bonsai_status s = replace_buffers(cu, bufs, bytes, 2, "cuMemAlloc (fp16 activations)");
+    if (s == BONSAI_OK) {
+        cu->act_h_bytes = need;
+        cu->act_h_tokens = m_pad;
+    }
+    return s;
 }
 
 /* pdl: allow the kernel to start while the previous one in the stream drains
