@@ -255,9 +255,14 @@ static double pool_err[2][2][3], pool_norm[2][2][3];
  * launch let in after the units (trigger 2, path 6) or with uneven shares
  * of at most 13 groups per block, a prefetch of 5/16 of them, no
  * evict_first policy and trigger 1 (path 7), against the q8 (5: fp16_reference)
- * and float64 references. Path 0 takes matmul.c's rule (gemv_b1 on large
- * one-token matrices on Hopper), path 2 never gemv_b1. Paths 6 and 7 are
- * for one token (matmul, matmul_add). */
+ * and float64 references, or the small-batch kernel (gemm_small.cu) with
+ * the k-slices per block of matmul.c's rule (path 8: 4 on the small
+ * matrices here), 1 (path 9) or 2 (path 10). Path 0 takes matmul.c's rule (gemv_b1 on large one-token
+ * matrices on Hopper), path 2 never gemv_b1; paths 0 to 7 never
+ * gemm_small (its rule yields to the forced GEMV / GEMM split; path 0
+ * with the GEMV forced). Paths 6 and 7 are for one token (matmul,
+ * matmul_add); paths 8 to 10 run gemm_small for 2 .. 127 tokens and the
+ * usual kernels otherwise. */
 static void run_case(bonsai_cuda *cu, bonsai_type type, size_t rows, size_t k, size_t m, int path,
                      op_kind op)
 {
@@ -325,8 +330,13 @@ static void run_case(bonsai_cuda *cu, bonsai_type type, size_t rows, size_t k, s
             bonsai_cuda_buffer_write(dy, 0, y0, ny);
         else
             poison(dy, ny);
-        bonsai_cuda_set_gemm_min_tokens(cu, path == 1 || (path >= 3 && path <= 5) ? 1
-                                                                                 : (size_t)1 << 30);
+        const int small = path >= 8;
+        bonsai_cuda_set_gemm_min_tokens(cu, small ? 0
+                                            : path == 1 || (path >= 3 && path <= 5) ? 1
+                                                                                  : (size_t)1 << 30);
+        cu->gemm_small_mode = small ? 1 : 0;
+        cu->gemm_small_ks = path == 9 ? 1 : path == 10 ? 2 : 0;
+        const size_t small_calls = cu->gemm_small_calls;
         cu->gemv_r8_min_rows = path == 2 ? 1 : (size_t)1 << 30;
         const int tile_tokens = cu->gemm_tile_tokens;
         cu->gemm_tile_tokens = path == 3 ? 64 : path == 1 ? 128 : 0;
@@ -348,10 +358,15 @@ static void run_case(bonsai_cuda *cu, bonsai_type type, size_t rows, size_t k, s
                             : bonsai_cuda_matmul(cu, dw, dx, m, dy);
         if (s == BONSAI_OK)
             s = bonsai_cuda_buffer_read(dy, 0, got, ny);
-        if (path >= 6 && cu->info.cc_major >= 9) // elsewhere it may not fit half an SM
+        if ((path == 6 || path == 7) && cu->info.cc_major >= 9) // elsewhere it may not fit half an SM
             CHECK(cu->gemv_b1_calls == b1_calls + 1, "%s %zux%zu m=%zu: gemv_b1 forced but "
                   "not launched", tn, rows, k, m);
+        if (small && m >= 2 && m <= BONSAI_CUDA_SMALL_MAX_TOKENS)
+            CHECK(cu->gemm_small_calls == small_calls + 1, "%s %zux%zu m=%zu: gemm_small "
+                  "forced but not launched", tn, rows, k, m);
         bonsai_cuda_set_gemm_min_tokens(cu, 0);
+        cu->gemm_small_mode = -1;
+        cu->gemm_small_ks = 0;
         cu->gemm_tile_tokens = tile_tokens;
         cu->gemm_wgmma = -1;
         cu->gemm_f16 = f16;
@@ -368,7 +383,10 @@ static void run_case(bonsai_cuda *cu, bonsai_type type, size_t rows, size_t k, s
                             : path == 5 ? "gemm90h"
                             : path == 6 ? "gemv-b1"
                             : path == 7 ? "gemv-b1-3blocks-pf5"
-                                        : "gemv";
+                            : path == 8 ? "gemm-small"
+                            : path == 9 ? "gemm-small-ks1"
+                            : path == 10 ? "gemm-small-ks2"
+                                         : "gemv";
     if (CHECK(s == BONSAI_OK, "%s %s %s %zux%zu m=%zu: %s", op_names[op], path_name, tn, rows, k, m,
               bonsai_last_error())) {
         size_t bad = count_nonfinite(got, ny);
@@ -440,6 +458,17 @@ static void test_token_counts(bonsai_cuda *cu)
             run_case(cu, types[ti], 67, 384, 1, path, OP_MATMUL);
             run_case(cu, types[ti], 197, 256, 1, path, OP_MATMUL);
         }
+    // gemm_small: every token count it takes, by the rule's k-slices (4 on
+    // these small matrices) and with 1 and 2 forced; k = 384 (3 blocks: an
+    // odd last Q1 pair) and 640
+    for (int ti = 0; ti < 2; ti++)
+        for (int path = 8; path <= 10; path++) {
+            for (size_t m = 1; m <= 33; m++)
+                run_case(cu, types[ti], 67, 384, m, path, OP_MATMUL);
+            static const size_t big[] = {40, 57, 64, 65, 100, 127, 128};
+            for (size_t i = 0; i < sizeof big / sizeof big[0]; i++)
+                run_case(cu, types[ti], 197, 640, big[i], path, OP_MATMUL);
+        }
 }
 
 static void test_shapes(bonsai_cuda *cu)
@@ -449,11 +478,12 @@ static void test_shapes(bonsai_cuda *cu)
         {130, 4224, 1}, {130, 4224, 3},  {64, 4224, 130}, {300, 1024, 1}, {300, 1024, 8},
         {1024, 2048, 40}, {255, 640, 255}, {200, 2560, 260}, {1024, 2048, 1}, {2000, 128, 1},
         {9000, 384, 1}, {8200, 4224, 1}, {24576, 4096, 1},
+        {33, 128, 5}, {2048, 2048, 16}, {1000, 12288, 7}, {4500, 512, 100},
     };
     for (int ti = 0; ti < 2; ti++)
         for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
-            for (int path = 0; path < 8; path++)
-                if ((path != 2 && path < 6) || shapes[i].m == 1) // 2, 6, 7: one token
+            for (int path = 0; path < 11; path++)
+                if ((path != 2 && path < 6) || path >= 8 || shapes[i].m == 1) // 2, 6, 7: one token
                     run_case(cu, types[ti], shapes[i].rows, shapes[i].k, shapes[i].m, path,
                              OP_MATMUL);
 }
@@ -472,6 +502,15 @@ static void test_fused(bonsai_cuda *cu)
             run_case(cu, types[ti], 131, 512, 1, path, OP_ADD);
             run_case(cu, types[ti], 9000, 640, 1, path, OP_ADD);
         }
+    static const size_t small_ms[] = {2, 3, 5, 8, 9, 16, 17, 33, 64, 100, 127};
+    for (int ti = 0; ti < 2; ti++)
+        for (int path = 8; path <= 10; path++)
+            for (size_t i = 0; i < sizeof small_ms / sizeof small_ms[0]; i++) {
+                run_case(cu, types[ti], 131, 640, small_ms[i], path, OP_ADD);
+                run_case(cu, types[ti], 131, 640, small_ms[i], path, OP_SWIGLU);
+            }
+    run_case(cu, types[0], 12288, 1024, 16, 8, OP_SWIGLU); // the 8B's FFN rows
+    run_case(cu, types[1], 3000, 2560, 9, 8, OP_ADD);
 }
 
 /* ---- error paths ---------------------------------------------------------- */

@@ -142,6 +142,9 @@ bonsai_status bonsai_cuda_open(const bonsai_cuda_params *params, bonsai_cuda **o
     cu->gemm_tile_tokens = bn == 64 || bn == 128 ? (int)bn : 0;
     cu->gemm_wgmma = (int)env_knob("BONSAI_CUDA_GEMM_WGMMA", 0, 1, -1);
     cu->gemm_f16 = (int)env_knob("BONSAI_CUDA_GEMM_F16", 0, 1, -1); // gemm90h or gemm90
+    cu->gemm_small_mode = (int)env_knob("BONSAI_CUDA_GEMM_SMALL", 0, 1, -1);
+    const long gs_ks = env_knob("BONSAI_CUDA_GEMM_SMALL_KS", 1, 4, 0);
+    cu->gemm_small_ks = gs_ks == 3 ? 0 : (int)gs_ks; // 1, 2 or 4 k-slices
     cu->gemv_b1_mode = (int)env_knob("BONSAI_CUDA_GEMV_B1", 0, 1, -1);
     // measured (bench/NOTES.md gemv4): half of the rest, cold
     cu->gemv_b1_pf16 = (int)env_knob("BONSAI_CUDA_GEMV_B1_PF16", 0, 16, 8);

@@ -18,6 +18,11 @@
 #define BONSAI_CUDA_B1_STAGES(fmt) 2
 #define BONSAI_CUDA_B1_PITCH(fmt) 128
 #define BONSAI_CUDA_GEMM_TOKENS 128  /* tokens per GEMM tile; activations padded to it */
+/* kernels/gemm_small.cu: n8 tiles per block (its GEMM_SMALL_ALL instances),
+ * 2 .. BONSAI_CUDA_SMALL_MAX_TOKENS tokens */
+#define BONSAI_CUDA_SMALL_NTS 6
+#define BONSAI_CUDA_SMALL_NT {1, 2, 3, 4, 6, 8}
+#define BONSAI_CUDA_SMALL_MAX_TOKENS 127
 
 /* The embedded kernels (generated at build time by src/cuda/embed.cmake). */
 typedef struct bonsai_cuda_source_file {
@@ -60,6 +65,15 @@ struct bonsai_cuda {
     CUfunction gemm90h[BONSAI_CUDA_FMTS], gemm90h_swiglu[BONSAI_CUDA_FMTS];
     size_t gemm90h_smem[BONSAI_CUDA_FMTS];
     int gemm_f16; /* 1: gemm90h instead of gemm90; 0: never; -1: rule */
+    /* small batches (2 .. 127 tokens) on int8 mma.sync streaming the weights
+     * (kernels/gemm_small.cu), [fmt][BONSAI_CUDA_SMALL_NT index] */
+    CUfunction gemm_small[BONSAI_CUDA_FMTS][BONSAI_CUDA_SMALL_NTS];
+    CUfunction gemm_small_swiglu[BONSAI_CUDA_FMTS][BONSAI_CUDA_SMALL_NTS];
+    int gemm_small_mode; /* 1: every matmul of 2 .. 127 tokens, 0: never
+                          * (BONSAI_CUDA_GEMM_SMALL); -1: the rule in matmul.c */
+    int gemm_small_ks;   /* k-slices per block, 1, 2 or 4 (BONSAI_CUDA_GEMM_SMALL_KS);
+                          * 0: the rule in matmul.c */
+    size_t gemm_small_calls; /* its launches so far (tests check that it ran) */
     /* fp16 activations: xh [m_pad][k] fp16, xinv [m_pad] fp32 */
     CUdeviceptr act_h, act_hinv;
     size_t act_h_bytes, act_h_tokens; /* capacities of act_h and act_hinv */

@@ -141,11 +141,38 @@ static bonsai_status check_args(bonsai_cuda *cu, const bonsai_cuda_matrix *w,
     return BONSAI_OK;
 }
 
+/* Small batches on kernels/gemm_small.cu (2 .. 127 tokens, block order):
+ * forced by BONSAI_CUDA_GEMM_SMALL=1|0; by rule wherever no other GEMV /
+ * GEMM choice is forced (gemm_min_tokens, BONSAI_CUDA_GEMM_WGMMA=1,
+ * BONSAI_CUDA_GEMM_BN) and it measured faster than gemv.cu / gemm.cu on the
+ * H100 (bench/NOTES.md, small1; hot, us, gemm_small / before, Q1): 4096x4096
+ * n = 2 5.1 / 3.4, 4..8 5.1 / 5.9-15.6, 16 7.5 / 23.6, 32 9.0 / 30.4, 64
+ * 14.7 / 30.4, 127 15.8 / 30.5; 24576x4096 n = 2 13.4 / 12.2, 4..8 13.4 /
+ * 26.9-52.3, 16 18.2 / 48.4, 32 31.4 / 48.8, 64 52.4 / 49.2, 127 98.7 /
+ * 74.9 (TQ2 alike). */
+#define SMALL_MIN_TOKENS 4
+#define SMALL_LARGE_ROWS 8192       /* from here, only up to SMALL_LARGE_MAX_TOKENS */
+#define SMALL_LARGE_MAX_TOKENS 48
+static int use_small(const bonsai_cuda *cu, const bonsai_cuda_matrix *w, size_t m)
+{
+    if (cu->gemm_small_mode == 0 || !cu->gemm_small[w->fmt][0] || m < 2 ||
+        m > BONSAI_CUDA_SMALL_MAX_TOKENS)
+        return 0;
+    if (cu->gemm_small_mode == 1)
+        return 1;
+    if (cu->gemm_min_tokens || cu->gemm_wgmma == 1 || cu->gemm_tile_tokens)
+        return 0;
+    return m >= SMALL_MIN_TOKENS && (w->rows < SMALL_LARGE_ROWS || m <= SMALL_LARGE_MAX_TOKENS);
+}
+
 /* GEMM or GEMV token groups: measured crossover (bench/NOTES.md CUDA): the
  * GEMM's fixed cost per 128-token tile beats the GEMV's per-token work from
- * 16 tokens on large matrices and from 32 on small ones. */
+ * 16 tokens on large matrices and from 32 on small ones. gemm_small.cu reads
+ * the GEMM's order. */
 static int use_gemm(const bonsai_cuda *cu, const bonsai_cuda_matrix *w, size_t m)
 {
+    if (use_small(cu, w, m))
+        return 1;
     if (cu->gemm_min_tokens)
         return m >= cu->gemm_min_tokens;
     return m >= 32 || (m >= 16 && w->rows > 8192);
@@ -247,7 +274,7 @@ bonsai_status bonsai_cuda_quantize_activations(bonsai_cuda *cu, const bonsai_cud
 {
     const size_t gt = BONSAI_CUDA_GEMM_TOKENS;
     const size_t m_pad = (m + gt - 1) / gt * gt;
-    if (use_gemm(cu, w, m) && use_f16(cu, w, m)) {
+    if (use_gemm(cu, w, m) && !use_small(cu, w, m) && use_f16(cu, w, m)) {
         bonsai_status s = quantize_f16(cu, w, x, m, m_pad);
         if (s == BONSAI_OK) {
             cu->act_m = m;
@@ -287,6 +314,39 @@ bonsai_status bonsai_cuda_quantize_activations(bonsai_cuda *cu, const bonsai_cud
     return s;
 }
 
+/* kernels/gemm_small.cu for m tokens (2 .. 127) on activations quantized in
+ * block order: n8 tiles NT per block from its instances, the fewest token
+ * groups of at most 64 tokens; k-slices per block: the fewest (1, 2, 4) that
+ * give at least two blocks per SM, so that small matrices fill the GPU. */
+static bonsai_status launch_small(bonsai_cuda *cu, const bonsai_cuda_matrix *w,
+                                  const bonsai_cuda_matrix *u, size_t m, void **args)
+{
+    static const int nts[BONSAI_CUDA_SMALL_NTS] = BONSAI_CUDA_SMALL_NT;
+    const size_t tiles = (m + 7) / 8, groups = (tiles + 7) / 8;
+    const size_t per = (tiles + groups - 1) / groups;
+    int i = 0;
+    while (i < BONSAI_CUDA_SMALL_NTS - 1 && (size_t)nts[i] < per)
+        i++;
+    const size_t warp_rows = u ? 16 : 32, sms = (size_t)cu->info.sm_count;
+    int ks = cu->gemm_small_ks;
+    if (!ks) {
+        ks = 1;
+        while (ks < 4 && w->rows_pad / (warp_rows * 4 / (size_t)ks) * groups < 2 * sms)
+            ks *= 2;
+    }
+    const size_t blocks = w->rows_pad / (warp_rows * 4 / (size_t)ks);
+    void *sargs[14]; // the GEMM's 13 arguments, then ks
+    memcpy(sargs, args, 13 * sizeof *sargs);
+    sargs[13] = &ks;
+    CUfunction f = u ? cu->gemm_small_swiglu[w->fmt][i] : cu->gemm_small[w->fmt][i];
+    // PDL on grids of at most two blocks per SM (all resident at once)
+    const int pdl = blocks * groups <= 2 * sms;
+    bonsai_status s = launch(cu, f, (unsigned)blocks, (unsigned)groups, 128, 0, sargs,
+                             u ? "bonsai_gemm_small_swiglu" : "bonsai_gemm_small", pdl);
+    cu->gemm_small_calls += s == BONSAI_OK;
+    return s;
+}
+
 bonsai_status bonsai_cuda_matmul_quantized(bonsai_cuda *cu, const bonsai_cuda_matrix *w,
                                            const bonsai_cuda_matrix *u, size_t m,
                                            bonsai_cuda_buffer *y, int add)
@@ -314,6 +374,8 @@ bonsai_status bonsai_cuda_matmul_quantized(bonsai_cuda *cu, const bonsai_cuda_ma
         return launch(cu, f, (unsigned)gx, (unsigned)gy, 256, (unsigned)cu->gemm90h_smem[fmt],
                       h_args, u ? "bonsai_gemm90h_swiglu" : "bonsai_gemm90h", pdl);
     }
+    if (!cu->act_gemv && use_small(cu, w, m))
+        return launch_small(cu, w, u, m, args);
     if (!cu->act_gemv) {
         const unsigned tile_rows = u ? 64 : 128;
         if (use_wgmma(cu, w, m)) {

@@ -309,6 +309,14 @@ static bonsai_status get_functions(bonsai_cuda *cu)
         snprintf(name, sizeof name, "bonsai_gemv_b1_%s", fmt[f]);
         if (s == BONSAI_OK)
             s = get_gemv_b1(cu, name, &cu->gemv_b1[f]);
+        static const int small_nt[BONSAI_CUDA_SMALL_NTS] = BONSAI_CUDA_SMALL_NT;
+        for (int i = 0; i < BONSAI_CUDA_SMALL_NTS && s == BONSAI_OK; i++) {
+            snprintf(name, sizeof name, "bonsai_gemm_small_%s_n%d", fmt[f], small_nt[i]);
+            s = get_function(cu, name, &cu->gemm_small[f][i]);
+            snprintf(name, sizeof name, "bonsai_gemm_small_swiglu_%s_n%d", fmt[f], small_nt[i]);
+            if (s == BONSAI_OK)
+                s = get_function(cu, name, &cu->gemm_small_swiglu[f][i]);
+        }
         snprintf(name, sizeof name, "bonsai_gemm_%s", fmt[f]);
         if (s == BONSAI_OK)
             s = get_function(cu, name, &cu->gemm[f]);
