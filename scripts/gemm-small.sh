@@ -1,11 +1,12 @@
 #!/bin/bash
 # Device script for kernels/gemm_small.cu (small batches, 2 .. 127 tokens):
 # builds for sm_90a, prints gemm_small's register / spill report, runs
-# test_cuda (BONSAI_TEST_QUICK=1 unless FULL=1; MEMCHECK=1 adds
-# compute-sanitizer memcheck), then benches the small batches hot with
-# gemm_small (the rule), without it (BONSAI_CUDA_GEMM_SMALL=0: gemv.cu /
-# gemm.cu as before) and with each forced k-slice count, in the same run.
-# Logs under $OUT; the last lines are the table for bench/NOTES.md.
+# test_cuda (BONSAI_TEST_QUICK=1 unless FULL=1), then benches the small
+# batches hot with gemm_small forced (BONSAI_CUDA_GEMM_SMALL=1),
+# without it (BONSAI_CUDA_GEMM_SMALL=0: gemv.cu /
+# gemm.cu as before) and with each forced k-split count, in the same run,
+# and prints the table for bench/NOTES.md; MEMCHECK=1 then runs test_cuda
+# (BONSAI_TEST_QUICK=1) under compute-sanitizer memcheck. Logs under $OUT.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-$(pwd)/gemm-small-out}
@@ -35,13 +36,6 @@ else
 fi
 echo "test_cuda exit $?"
 grep -E "^FAIL|NMSE .* over all|passed, " "$OUT/test_cuda.log" | head -30
-if [ "${MEMCHECK:-0}" = 1 ]; then
-    phase memcheck
-    BONSAI_TEST_QUICK=1 timeout 300 compute-sanitizer --tool memcheck --error-exitcode 99 \
-        "$BUILD/test_cuda" > "$OUT/sanitizer.log" 2>&1
-    echo "compute-sanitizer exit: $?"
-    grep -E "ERROR SUMMARY|passed, " "$OUT/sanitizer.log"
-fi
 
 phase bench
 B="$BUILD/bonsai bench kernels --backend cuda --type q1,tq2 --hot -r ${REPS:-15}"
@@ -54,12 +48,21 @@ bench() { # label, token counts, env...
 }
 bench small $NS BONSAI_CUDA_GEMM_SMALL=1
 bench old $NS BONSAI_CUDA_GEMM_SMALL=0 BONSAI_BENCH_CUDA_NO_CUBLAS=1
-for ks in ${KS_LIST:-1 2 4}; do
-    bench small-ks$ks ${NS_KS:-2,16,64} BONSAI_CUDA_GEMM_SMALL=1 BONSAI_CUDA_GEMM_SMALL_KS=$ks BONSAI_BENCH_CUDA_NO_CUBLAS=1
+for kz in ${KZ_LIST:-1 2 4 8}; do
+    bench small-kz$kz ${NS_KZ:-2,16,64} BONSAI_CUDA_GEMM_SMALL=1 BONSAI_CUDA_GEMM_SMALL_KZ=$kz BONSAI_BENCH_CUDA_NO_CUBLAS=1
 done
 phase table
 # label type shape n us [cuBLAS us]
 awk '{for (i = 1; i <= NF; i++) if ($i ~ /^n=/) { n = $i; sub("n=", "", n); if (n == "") n = $(i+1) }
       us = ""; for (i = 1; i <= NF; i++) if ($i == "us" && us == "") us = $(i-1)
       cb = ""; for (i = 1; i <= NF; i++) if ($i == "fp16") cb = $(i+1)
-      print $1, $2, $3, n, us, cb}' "$OUT/bench.log" | sort -k2,2 -k3,3 -k4,4n -k1,1 | column -t
+      print $1, $2, $3, n, us, cb}' "$OUT/bench.log" | sort -k2,2 -k3,3 -k4,4n -k1,1 |
+    awk '{k = $2" "$3" "$4; if (k != pk) { if (pk) print line; line = k; pk = k }
+          line = line"  "$1"="$5; if ($6) line = line" cublas="$6} END {print line}'
+if [ "${MEMCHECK:-0}" = 1 ]; then
+    phase memcheck
+    BONSAI_TEST_QUICK=1 timeout ${MEMCHECK_TIMEOUT:-300} compute-sanitizer --tool memcheck --error-exitcode 99 \
+        "$BUILD/test_cuda" > "$OUT/sanitizer.log" 2>&1
+    echo "compute-sanitizer exit: $?"
+    grep -E "ERROR SUMMARY|passed, " "$OUT/sanitizer.log"
+fi
