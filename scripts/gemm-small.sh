@@ -4,7 +4,7 @@
 # test_cuda (BONSAI_TEST_QUICK=1 unless FULL=1), then benches the small
 # batches hot with gemm_small forced (BONSAI_CUDA_GEMM_SMALL=1),
 # without it (BONSAI_CUDA_GEMM_SMALL=0: gemv.cu /
-# gemm.cu as before) and with each forced k-split count, in the same run,
+# gemm.cu as before) and with each forced k-slice count, in the same run,
 # and prints the table for bench/NOTES.md; MEMCHECK=1 then runs test_cuda
 # (BONSAI_TEST_QUICK=1) under compute-sanitizer memcheck. Logs under $OUT.
 set -uo pipefail
@@ -48,8 +48,8 @@ bench() { # label, token counts, env...
 }
 bench small $NS BONSAI_CUDA_GEMM_SMALL=1
 bench old $NS BONSAI_CUDA_GEMM_SMALL=0 BONSAI_BENCH_CUDA_NO_CUBLAS=1
-for kz in ${KZ_LIST:-1 2 4 8}; do
-    bench small-kz$kz ${NS_KZ:-2,16,64} BONSAI_CUDA_GEMM_SMALL=1 BONSAI_CUDA_GEMM_SMALL_KZ=$kz BONSAI_BENCH_CUDA_NO_CUBLAS=1
+for ks in ${KS_LIST:-1 2 4}; do
+    bench small-ks$ks ${NS_KS:-2,16,64} BONSAI_CUDA_GEMM_SMALL=1 BONSAI_CUDA_GEMM_SMALL_KS=$ks BONSAI_BENCH_CUDA_NO_CUBLAS=1
 done
 phase table
 # label type shape n us [cuBLAS us]

@@ -256,9 +256,8 @@ static double pool_err[2][2][3], pool_norm[2][2][3];
  * of at most 13 groups per block, a prefetch of 5/16 of them, no
  * evict_first policy and trigger 1 (path 7), against the q8 (5: fp16_reference)
  * and float64 references, or the small-batch kernel (gemm_small.cu) with
- * the k-splits of matmul.c's rule (path 8: as many as k has units on
- * the small matrices here), 1 (path 9: no split) or 3 (path 10: uneven
- * shares). Path 0 takes matmul.c's rule (gemv_b1 on large one-token
+ * the k-slices per block of matmul.c's rule (path 8: 4 on the small
+ * matrices here), 1 (path 9) or 2 (path 10). Path 0 takes matmul.c's rule (gemv_b1 on large one-token
  * matrices on Hopper), path 2 never gemv_b1; paths 0 to 7 never
  * gemm_small (its rule yields to the forced GEMV / GEMM split; path 0
  * with the GEMV forced). Paths 6 and 7 are for one token (matmul,
@@ -336,7 +335,7 @@ static void run_case(bonsai_cuda *cu, bonsai_type type, size_t rows, size_t k, s
                                             : path == 1 || (path >= 3 && path <= 5) ? 1
                                                                                   : (size_t)1 << 30);
         cu->gemm_small_mode = small ? 1 : 0;
-        cu->gemm_small_kz = path == 9 ? 1 : path == 10 ? 3 : 0;
+        cu->gemm_small_ks = path == 9 ? 1 : path == 10 ? 2 : 0;
         const size_t small_calls = cu->gemm_small_calls;
         cu->gemv_r8_min_rows = path == 2 ? 1 : (size_t)1 << 30;
         const int tile_tokens = cu->gemm_tile_tokens;
@@ -367,7 +366,7 @@ static void run_case(bonsai_cuda *cu, bonsai_type type, size_t rows, size_t k, s
                   "forced but not launched", tn, rows, k, m);
         bonsai_cuda_set_gemm_min_tokens(cu, 0);
         cu->gemm_small_mode = -1;
-        cu->gemm_small_kz = 0;
+        cu->gemm_small_ks = 0;
         cu->gemm_tile_tokens = tile_tokens;
         cu->gemm_wgmma = -1;
         cu->gemm_f16 = f16;
@@ -385,8 +384,8 @@ static void run_case(bonsai_cuda *cu, bonsai_type type, size_t rows, size_t k, s
                             : path == 6 ? "gemv-b1"
                             : path == 7 ? "gemv-b1-3blocks-pf5"
                             : path == 8 ? "gemm-small"
-                            : path == 9 ? "gemm-small-kz1"
-                            : path == 10 ? "gemm-small-kz3"
+                            : path == 9 ? "gemm-small-ks1"
+                            : path == 10 ? "gemm-small-ks2"
                                          : "gemv";
     if (CHECK(s == BONSAI_OK, "%s %s %s %zux%zu m=%zu: %s", op_names[op], path_name, tn, rows, k, m,
               bonsai_last_error())) {
@@ -459,8 +458,9 @@ static void test_token_counts(bonsai_cuda *cu)
             run_case(cu, types[ti], 67, 384, 1, path, OP_MATMUL);
             run_case(cu, types[ti], 197, 256, 1, path, OP_MATMUL);
         }
-    // gemm_small: every token count it takes, by the rule's k-splits and
-    // with 1 and 3 forced; k = 384 (3 blocks: an odd last Q1 pair) and 640
+    // gemm_small: every token count it takes, by the rule's k-slices (4 on
+    // these small matrices) and with 1 and 2 forced; k = 384 (3 blocks: an
+    // odd last Q1 pair) and 640
     for (int ti = 0; ti < 2; ti++)
         for (int path = 8; path <= 10; path++) {
             for (size_t m = 1; m <= 33; m++)

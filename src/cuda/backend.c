@@ -143,7 +143,8 @@ bonsai_status bonsai_cuda_open(const bonsai_cuda_params *params, bonsai_cuda **o
     cu->gemm_wgmma = (int)env_knob("BONSAI_CUDA_GEMM_WGMMA", 0, 1, -1);
     cu->gemm_f16 = (int)env_knob("BONSAI_CUDA_GEMM_F16", 0, 1, -1); // gemm90h or gemm90
     cu->gemm_small_mode = (int)env_knob("BONSAI_CUDA_GEMM_SMALL", 0, 1, -1);
-    cu->gemm_small_kz = (int)env_knob("BONSAI_CUDA_GEMM_SMALL_KZ", 1, BONSAI_CUDA_SMALL_MAX_KZ, 0);
+    const long gs_ks = env_knob("BONSAI_CUDA_GEMM_SMALL_KS", 1, 4, 0);
+    cu->gemm_small_ks = gs_ks == 3 ? 0 : (int)gs_ks; // 1, 2 or 4 k-slices
     cu->gemv_b1_mode = (int)env_knob("BONSAI_CUDA_GEMV_B1", 0, 1, -1);
     // measured (bench/NOTES.md gemv4): half of the rest, cold
     cu->gemv_b1_pf16 = (int)env_knob("BONSAI_CUDA_GEMV_B1_PF16", 0, 16, 8);
@@ -195,10 +196,6 @@ void bonsai_cuda_close(bonsai_cuda *cu)
         api->cuMemFree(cu->act_h);
     if (cu->act_hinv)
         api->cuMemFree(cu->act_hinv);
-    if (cu->small_ws)
-        api->cuMemFree(cu->small_ws);
-    if (cu->small_counters)
-        api->cuMemFree(cu->small_counters);
     if (cu->module)
         api->cuModuleUnload(cu->module);
     if (cu->stream)

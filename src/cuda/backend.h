@@ -23,10 +23,6 @@
 #define BONSAI_CUDA_SMALL_NTS 6
 #define BONSAI_CUDA_SMALL_NT {1, 2, 3, 4, 6, 8}
 #define BONSAI_CUDA_SMALL_MAX_TOKENS 127
-/* its dynamic shared memory: 4 stages of gs_cfg<FMT, NT>::STAGE bytes */
-#define BONSAI_CUDA_SMALL_SMEM(fmt, nt) \
-    (4 * ((fmt) == 0 ? 4608 + 2432 * (size_t)(nt) : 4352 + 1216 * (size_t)(nt)))
-#define BONSAI_CUDA_SMALL_MAX_KZ 16 /* k-splits at most */
 
 /* The embedded kernels (generated at build time by src/cuda/embed.cmake). */
 typedef struct bonsai_cuda_source_file {
@@ -75,13 +71,9 @@ struct bonsai_cuda {
     CUfunction gemm_small_swiglu[BONSAI_CUDA_FMTS][BONSAI_CUDA_SMALL_NTS];
     int gemm_small_mode; /* 1: every matmul of 2 .. 127 tokens, 0: never
                           * (BONSAI_CUDA_GEMM_SMALL); -1: the rule in matmul.c */
-    int gemm_small_kz;   /* k-splits (blocks per tile), 1 .. BONSAI_CUDA_SMALL_MAX_KZ
-                          * (BONSAI_CUDA_GEMM_SMALL_KZ); 0: the rule in matmul.c */
+    int gemm_small_ks;   /* k-slices per block, 1, 2 or 4 (BONSAI_CUDA_GEMM_SMALL_KS);
+                          * 0: the rule in matmul.c */
     size_t gemm_small_calls; /* its launches so far (tests check that it ran) */
-    /* its split-k partial tiles and per-tile arrival counters (zeroed at
-     * allocation; each launch leaves them zero) */
-    CUdeviceptr small_ws, small_counters;
-    size_t small_ws_bytes, small_counters_n;
     /* fp16 activations: xh [m_pad][k] fp16, xinv [m_pad] fp32 */
     CUdeviceptr act_h, act_hinv;
     size_t act_h_bytes, act_h_tokens; /* capacities of act_h and act_hinv */

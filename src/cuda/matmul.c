@@ -314,75 +314,34 @@ bonsai_status bonsai_cuda_quantize_activations(bonsai_cuda *cu, const bonsai_cud
     return s;
 }
 
-/* gemm_small's split-k partial tiles (bytes) and tile counters (zeroed). */
-static bonsai_status ensure_small_ws(bonsai_cuda *cu, size_t bytes, size_t tiles)
-{
-    bonsai_status s = BONSAI_OK;
-    if (bytes > cu->small_ws_bytes) {
-        cu->small_ws_bytes = 0;
-        CUdeviceptr *const bufs[] = {&cu->small_ws};
-        s = replace_buffers(cu, bufs, &bytes, 1, "cuMemAlloc (gemm_small partial tiles)");
-        if (s == BONSAI_OK)
-            cu->small_ws_bytes = bytes;
-    }
-    if (s == BONSAI_OK && tiles > cu->small_counters_n) {
-        cu->small_counters_n = 0;
-        CUdeviceptr *const bufs[] = {&cu->small_counters};
-        const size_t cbytes = tiles * sizeof(unsigned);
-        s = replace_buffers(cu, bufs, &cbytes, 1, "cuMemAlloc (gemm_small tile counters)");
-        if (s == BONSAI_OK) {
-            CUresult r = cu->api->cuMemsetD32Async(cu->small_counters, 0, tiles, cu->stream);
-            if (r != CUDA_SUCCESS)
-                return bonsai_cuda_fail(cu->api, r, "cuMemsetD32Async (gemm_small tile counters)");
-            cu->small_counters_n = tiles;
-        }
-    }
-    return s;
-}
-
 /* kernels/gemm_small.cu for m tokens (2 .. 127) on activations quantized in
- * block order: NT n8 tiles per block from its instances, the fewest token
- * groups of at most 64 tokens; k split over kz blocks per tile so that the
- * grid holds about two blocks per SM (the most that are resident at once
- * by its launch bounds; then PDL), at most one unit of k per split. */
+ * block order: n8 tiles NT per block from its instances, the fewest token
+ * groups of at most 64 tokens; k-slices per block: the fewest (1, 2, 4) that
+ * give at least two blocks per SM, so that small matrices fill the GPU. */
 static bonsai_status launch_small(bonsai_cuda *cu, const bonsai_cuda_matrix *w,
                                   const bonsai_cuda_matrix *u, size_t m, void **args)
 {
     static const int nts[BONSAI_CUDA_SMALL_NTS] = BONSAI_CUDA_SMALL_NT;
-    const size_t tiles8 = (m + 7) / 8, groups = (tiles8 + 7) / 8;
-    const size_t per = (tiles8 + groups - 1) / groups;
+    const size_t tiles = (m + 7) / 8, groups = (tiles + 7) / 8;
+    const size_t per = (tiles + groups - 1) / groups;
     int i = 0;
     while (i < BONSAI_CUDA_SMALL_NTS - 1 && (size_t)nts[i] < per)
         i++;
-    const size_t gx = w->rows_pad / (u ? 64 : 128), tiles = gx * groups;
-    const size_t sms = (size_t)cu->info.sm_count;
-    const size_t units = (w->k / BONSAI_QK + (w->fmt == 0 ? 1 : 0)) / (w->fmt == 0 ? 2 : 1);
-    size_t kz = cu->gemm_small_kz ? (size_t)cu->gemm_small_kz : 2 * sms / tiles;
-    if (kz > units)
-        kz = units;
-    if (kz > BONSAI_CUDA_SMALL_MAX_KZ)
-        kz = BONSAI_CUDA_SMALL_MAX_KZ;
-    if (kz < 1)
-        kz = 1;
-    CUdeviceptr ws = 0, counters = 0;
-    if (kz > 1) {
-        const size_t outs = 8 * (size_t)nts[i]; // fp32 per thread (gs_cfg::OUTS)
-        bonsai_status s = ensure_small_ws(cu, kz * tiles * outs * 128 * sizeof(float), tiles);
-        if (s != BONSAI_OK)
-            return s;
-        ws = cu->small_ws;
-        counters = cu->small_counters;
+    const size_t warp_rows = u ? 16 : 32, sms = (size_t)cu->info.sm_count;
+    int ks = cu->gemm_small_ks;
+    if (!ks) {
+        ks = 1;
+        while (ks < 4 && w->rows_pad / (warp_rows * 4 / (size_t)ks) * groups < 2 * sms)
+            ks *= 2;
     }
-    int ikz = (int)kz;
-    void *sargs[16]; // the GEMM's 13 arguments, then ws, counters and kz
+    const size_t blocks = w->rows_pad / (warp_rows * 4 / (size_t)ks);
+    void *sargs[14]; // the GEMM's 13 arguments, then ks
     memcpy(sargs, args, 13 * sizeof *sargs);
-    sargs[13] = &ws;
-    sargs[14] = &counters;
-    sargs[15] = &ikz;
+    sargs[13] = &ks;
     CUfunction f = u ? cu->gemm_small_swiglu[w->fmt][i] : cu->gemm_small[w->fmt][i];
-    const int pdl = tiles * kz <= 2 * sms;
-    bonsai_status s = launch(cu, f, (unsigned)gx, (unsigned)(groups * kz), 128,
-                             (unsigned)BONSAI_CUDA_SMALL_SMEM(w->fmt, nts[i]), sargs,
+    // PDL on grids of at most two blocks per SM (all resident at once)
+    const int pdl = blocks * groups <= 2 * sms;
+    bonsai_status s = launch(cu, f, (unsigned)blocks, (unsigned)groups, 128, 0, sargs,
                              u ? "bonsai_gemm_small_swiglu" : "bonsai_gemm_small", pdl);
     cu->gemm_small_calls += s == BONSAI_OK;
     return s;

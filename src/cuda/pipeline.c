@@ -316,14 +316,6 @@ static bonsai_status get_functions(bonsai_cuda *cu)
             snprintf(name, sizeof name, "bonsai_gemm_small_swiglu_%s_n%d", fmt[f], small_nt[i]);
             if (s == BONSAI_OK)
                 s = get_function(cu, name, &cu->gemm_small_swiglu[f][i]);
-            const CUfunction fns[2] = {cu->gemm_small[f][i], cu->gemm_small_swiglu[f][i]};
-            for (int v = 0; v < 2 && s == BONSAI_OK; v++) {
-                CUresult r = cu->api->cuFuncSetAttribute(
-                    fns[v], CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
-                    (int)BONSAI_CUDA_SMALL_SMEM(f, small_nt[i]));
-                if (r != CUDA_SUCCESS)
-                    s = bonsai_cuda_fail(cu->api, r, "cuFuncSetAttribute(gemm_small shared memory)");
-            }
         }
         snprintf(name, sizeof name, "bonsai_gemm_%s", fmt[f]);
         if (s == BONSAI_OK)

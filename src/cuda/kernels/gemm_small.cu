@@ -1,65 +1,53 @@
 /* gemm_small: Y = W X (or Y += W X, or H = silu(G X) * (U X)) for small
  * batches (2 .. 127 tokens) on int8 tensor cores (mma.sync.m16n8k32.s8,
- * sm_80 and later), k split across blocks so that small matrices fill the
- * GPU.
+ * sm_80 and later), streaming the weights like a GEMV.
  *
  * Reads weights and q8 activations in BLOCK order (layout.cuh; the order
  * gemm.cu reads) and writes y [m][rows] fp32 (token-major). Matches
  * bonsai_ref_mm_q8 on the same quantized activations up to fp32 summation
- * order (fixed: deterministic, no atomics in the sums).
+ * order (fixed: deterministic, no atomics).
  *
- * Tiles: a block (4 warps) owns 128 weight rows (SwiGLU: 64 gate rows and
- * the same 64 up rows) x 8 NT tokens (NT n8 tiles, NT = 1, 2, 3, 4, 6, 8;
- * tokens from 8 NT (blockIdx.y / kz)) x a share of k: split z =
- * blockIdx.y % kz takes the units [z nu / kz, (z + 1) nu / kz) of the nu units of
- * k, a unit being two consecutive 128-blocks for Q1 (32 bytes of a row: one
- * sector) or one for TQ2 (32 bytes too). Warp w computes rows 32w .. 32w + 31
- * of the tile (two m16 tiles; SwiGLU: gate rows 16w .. 16w + 15 and the same
- * up rows) x all 8 NT tokens.
- * Staging: the block streams its units through a ring of GS_STAGES stages
- * in dynamic shared memory with cp.async, every stage (gs_cfg) holding
- *   A   128 rows x 32 bytes (the unit's bits / codes of each row),
- *   SC  16 octets x UB blocks x 16 bytes of fp16 scales,
- *   B   UB blocks x 8 NT tokens x 128 bytes of q8 (row stride 144: the
- *       16-byte fragment loads of a quarter warp hit distinct banks),
- *   DX, SX  UB x 8 NT fp32 d and int32 s of those tokens;
- * weights are queued before the PDL wait (never written by kernels),
- * activations after it. A fragments by shift + mask as in gemm.cu (Q1
- * (word >> t) & 0x01010101, TQ2 (word >> 2t) & 0x03030303: layout.cuh's
- * permutation); B fragments: lane (g, t) loads bytes 32t .. 32t + 31 of
- * token 8 nt + g (its 4 k-steps). Two n tiles at a time, the 4 k-steps of
- * their 4 (m, n) tile pairs interleaved (4 independent mma chains), each
- * into a fresh int32 tile folded into fp32 right away: acc += d_w d_x
- * (alpha S - s_x), alpha = 2 (Q1) or 1 (TQ2), the int -> float conversion
- * by the 1.5 * 2^23 trick (exact: |alpha S - s_x| <= 3 * 128 * 127 < 2^22).
- * Split k: with kz > 1 each block stores its partial tile to ws
- * [kz][tiles][8 NT][128 threads] fp32 (fragment order), and the last block
- * of a tile to arrive (counters [tiles], one atomicAdd per block, reset by
- * that last block for the next launch) sums the kz partials in z order
- * (its own from registers: the same values) and writes y; kz = 1 writes y
- * directly.
+ * Work: a warp owns 32 weight rows (two m16 tiles; SwiGLU: 16 gate rows and
+ * the same 16 up rows) and 8 * NT tokens (NT n8 tiles, tokens from 8 NT
+ * blockIdx.y), over a share of k: the block's 4 warps are ROWG = 4 / KS row
+ * groups x KS k-slices (KS = 1, 2 or 4, chosen by the host so that small
+ * matrices still fill the SMs); k-slice s takes the units s, s + KS, ... of
+ * the k/128 blocks, a unit being two consecutive 128-blocks for Q1 (32 bytes
+ * of a row: one whole sector) or one for TQ2 (32 bytes as well). The KS
+ * partial tiles are summed in shared memory in slice order by slice 0,
+ * which writes y.
+ * Weights: each warp streams its units through its own ring of STAGES
+ * stages in shared memory with cp.async (32 rows x 32 bytes, then the rows'
+ * fp16 scales: 4 octets x UB blocks x 16 bytes), issued before the PDL wait
+ * (weights are never written by kernels). A fragments are built in
+ * registers from those bytes as in gemm.cu: Q1 (word >> t) & 0x01010101,
+ * TQ2 (word >> 2t) & 0x03030303 (layout.cuh's permutation).
+ * Activations: B fragments straight from global memory (L1-cached: every
+ * warp of the SM reads the same few tokens): lane (g, t) loads bytes
+ * 32t .. 32t + 31 of token 8 nt + g of the block, the fragments of its 4
+ * k-steps, and d_x, s_x of tokens 8 nt + 2t, 2t + 1.
+ * Per block, mma tile and n tile: 4 mma into a fresh int32 tile, folded into
+ * fp32 at once: acc += d_w d_x (alpha S - s_x), alpha = 2 (Q1) or 1 (TQ2),
+ * the int -> float conversion by the 1.5 * 2^23 trick (exact: |alpha S -
+ * s_x| <= 3 * 128 * 127 < 2^22).
  * Shapes: rows padded to 128 on upload (rows past `rows` are read, not
- * written), k % 128 == 0, 8 NT x token groups <= m_pad (the activations' tokens
- * m .. m_pad - 1 are zeros), kz <= nu. Grid (rows_pad / 128 (SwiGLU: / 64),
- * ceil(m / (8 NT)) kz), 128 threads, dynamic shared memory GS_STAGES *
- * gs_cfg<FMT, NT>::STAGE (backend.h BONSAI_CUDA_SMALL_SMEM). */
+ * written), k % 128 == 0, tokens 8 NT gridDim.y <= m_pad (the activations'
+ * tokens m .. m_pad - 1 are zeros). Grid: (rows_pad / (32 ROWG) (SwiGLU:
+ * 16 ROWG), ceil(m / (8 NT))), 128 threads, static shared memory
+ * (gemm_small_smem below). Launched with programmatic dependent launch on
+ * one-wave grids. */
 #include "layout.cuh"
 
 #define GS_THREADS 128
+#define GS_WARPS 4
 #define GS_STAGES 4
-#define GS_BST 144 /* bytes per staged token row */
+#define GS_A_BYTES 1024                  /* 32 rows x 32 bytes per stage */
+#define GS_STAGE (GS_A_BYTES + 128)      /* + scales: 4 octets x (up to) 2 blocks x 16 B */
 
-template <int FMT, int NT>
-struct gs_cfg {
-    static constexpr int UB = FMT == FMT_Q1 ? 2 : 1; // 128-blocks per unit
-    static constexpr int NTOK = 8 * NT;
-    static constexpr int OFF_SC = 128 * 32;
-    static constexpr int OFF_B = OFF_SC + 16 * 16 * UB;
-    static constexpr int OFF_DX = OFF_B + UB * NTOK * GS_BST;
-    static constexpr int OFF_SX = OFF_DX + UB * NTOK * 4;
-    static constexpr int STAGE = OFF_SX + UB * NTOK * 4;
-    static constexpr int OUTS = 2 * NT * 4; // fp32 accumulators per thread
-};
+__device__ __forceinline__ u32 gs_smem_addr(const void *p)
+{
+    return (u32)__cvta_generic_to_shared(p);
+}
 
 __device__ __forceinline__ void gs_cp16(u32 dst, const void *src)
 {
@@ -74,73 +62,31 @@ __device__ __forceinline__ void gs_mma(int *c, const u32 *a, u32 b0, u32 b1)
         : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 
-/* Source of tile row rho (0..127): SwiGLU rows 0..63 gate, 64..127 up. */
-template <bool SWIGLU>
-__device__ __forceinline__ size_t gs_row(int row0, int rho, bool *up)
+/* Queues unit u (k-blocks UB u .. UB u + UB - 1, those < nb) of the warp's
+ * 32 rows into stage st: lane l copies row l's 32 bytes (Q1: 16 per block;
+ * TQ2: the block's 32) and lanes 0 .. 4 UB - 1 one scale octet each. */
+template <int FMT, bool SWIGLU>
+__device__ __forceinline__ void gs_load(u32 st, int u, int nb, int lane, const u8 *wrow,
+                                        const u8 *urow, const u8 *wsc, const u8 *usc,
+                                        size_t sc_stride)
 {
-    *up = SWIGLU && rho >= 64;
-    return (size_t)row0 + (SWIGLU ? (rho & 63) : rho);
-}
-
-/* Queues the weights of unit u (blocks UB u .. UB u + UB - 1 that are < nb)
- * into stage st (shared address). */
-template <int FMT, int NT, bool SWIGLU>
-__device__ __forceinline__ void gs_load_w(u32 st, int u, int nb, int row0, const u8 *wbits,
-                                          const u16 *wscales, const u8 *ubits, const u16 *uscales)
-{
-    typedef gs_cfg<FMT, NT> C;
-    const int tid = threadIdx.x;
-    const size_t row_bytes = (size_t)nb * (FMT == FMT_Q1 ? 16 : 32);
-#pragma unroll
-    for (int r = 0; r < 2; r++) { // 256 chunks: tile row c / 2, part c % 2
-        const int c = tid + GS_THREADS * r, rho = c >> 1, part = c & 1;
-        bool up;
-        const size_t row = gs_row<SWIGLU>(row0, rho, &up);
-        const u8 *src = (up ? ubits : wbits) + row * row_bytes;
-        if (FMT == FMT_Q1) { // part = block of the pair
-            if (2 * u + part < nb)
-                gs_cp16(st + 32 * rho + 16 * part, src + 16 * (2 * u + part));
-        } else {
-            gs_cp16(st + 32 * rho + 16 * part, src + 32 * u + 16 * part);
-        }
+    constexpr int UB = FMT == FMT_Q1 ? 2 : 1;
+    const u8 *row = SWIGLU && lane >= 16 ? urow : wrow;
+    if (FMT == FMT_Q1) {
+        const int b0 = 2 * u;
+        gs_cp16(st + 32 * lane, row + 16 * b0);
+        if (b0 + 1 < nb)
+            gs_cp16(st + 32 * lane + 16, row + 16 * (b0 + 1));
+    } else {
+        gs_cp16(st + 32 * lane, row + 32 * u);
+        gs_cp16(st + 32 * lane + 16, row + 32 * u + 16);
     }
-    if (tid < 16 * C::UB) { // scale octet o (tile rows 8o .. 8o + 7), block j
-        const int o = tid / C::UB, j = tid % C::UB, b = C::UB * u + j;
-        bool up;
-        const size_t row = gs_row<SWIGLU>(row0, 8 * o, &up);
+    if (lane < 4 * UB) { // octet o = lane / UB (rows 8o .. 8o + 7), block j = lane % UB
+        const int o = lane / UB, j = lane % UB, b = UB * u + j;
+        const u8 *sc = SWIGLU && o >= 2 ? usc : wsc;
         if (b < nb)
-            gs_cp16(st + C::OFF_SC + 16 * tid,
-                    (const u8 *)((up ? uscales : wscales) + (row / 8 * nb + b) * 8));
-    }
-}
-
-/* Queues the activations of unit u: q8 of the tile's tokens, their d and s. */
-template <int FMT, int NT>
-__device__ __forceinline__ void gs_load_x(u32 st, int u, int nb, int k, int tok0,
-                                          const s8 *qs, const float *xd, const int *xs, int m_pad)
-{
-    typedef gs_cfg<FMT, NT> C;
-    const int tid = threadIdx.x;
-    constexpr int BCH = C::UB * C::NTOK * 8; // 16-byte chunks of q8
-#pragma unroll
-    for (int r = 0; r < (BCH + GS_THREADS - 1) / GS_THREADS; r++) {
-        const int c = tid + GS_THREADS * r;
-        if (BCH % GS_THREADS == 0 || c < BCH) {
-            const int j = c / (C::NTOK * 8), n = (c >> 3) % C::NTOK, ch = c & 7;
-            const int b = C::UB * u + j;
-            if (b < nb)
-                gs_cp16(st + C::OFF_B + (j * C::NTOK + n) * GS_BST + 16 * ch,
-                        qs + (size_t)(tok0 + n) * k + (size_t)b * 128 + 16 * ch);
-        }
-    }
-    constexpr int DCH = C::UB * C::NTOK / 4; // 16-byte chunks of d (and of s)
-    if (tid < 2 * DCH) {
-        const int which = tid / DCH, rest = tid % DCH; // 0: d, 1: s
-        const int j = rest / (C::NTOK / 4), q = rest % (C::NTOK / 4), b = C::UB * u + j;
-        const u8 *src = which ? (const u8 *)xs : (const u8 *)xd;
-        if (b < nb)
-            gs_cp16(st + (which ? C::OFF_SX : C::OFF_DX) + j * C::NTOK * 4 + 16 * q,
-                    src + ((size_t)b * m_pad + tok0 + 4 * q) * 4);
+            gs_cp16(st + GS_A_BYTES + 16 * lane, sc + (size_t)(o & (SWIGLU ? 1 : 3)) * sc_stride +
+                                                      (size_t)b * 16);
     }
 }
 
@@ -149,33 +95,40 @@ __device__ __forceinline__ void gemm_small_body(
     const u8 *__restrict__ wbits, const u16 *__restrict__ wscales, const u8 *__restrict__ ubits,
     const u16 *__restrict__ uscales, int rows, int k, const s8 *__restrict__ qs,
     const float *__restrict__ xd, const int *__restrict__ xs, int m, int m_pad,
-    float *__restrict__ y, int add, float *__restrict__ ws, unsigned *__restrict__ counters,
-    int kz)
+    float *__restrict__ y, int add, int ks_count)
 {
-    typedef gs_cfg<FMT, NT> C;
-    extern __shared__ __align__(16) u8 smem[];
-    __shared__ int is_last;
-    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    constexpr int UB = FMT == FMT_Q1 ? 2 : 1;
+    __shared__ __align__(16) u8 ring[GS_WARPS][GS_STAGES][GS_STAGE];
+    __shared__ float red[GS_WARPS - 1][2 * NT * 4][32]; // partial tiles of slices 1 .. KS-1
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     const int g = lane >> 2, t = lane & 3;
-    const int z = blockIdx.y % kz, group = blockIdx.y / kz; // k-split, token group
-    const int row0 = blockIdx.x * (SWIGLU ? 64 : 128), tok0 = group * C::NTOK;
-    const int nb = k / 128, nu = (nb + C::UB - 1) / C::UB;
-    const int u0 = (int)((long)z * nu / kz), cnt = (int)((long)(z + 1) * nu / kz) - u0;
-    const u32 ring = (u32)__cvta_generic_to_shared(smem);
+    const int ks_log = __ffs(ks_count) - 1; // ks_count: 1, 2 or 4
+    const int ks = warp & (ks_count - 1), rg = warp >> ks_log, rowg = GS_WARPS >> ks_log;
+    const int wrows = SWIGLU ? 16 : 32; // output rows per warp
+    const int row0 = (blockIdx.x * rowg + rg) * wrows;
+    const int tok0 = blockIdx.y * 8 * NT;
+    const int nb = k / 128, nu = (nb + UB - 1) / UB;
+    const size_t row_bytes = (size_t)k / (FMT == FMT_Q1 ? 8 : 4);
     pdl_launch_dependents();
 
-#pragma unroll
-    for (int s = 0; s < GS_STAGES - 1; s++)
-        if (s < cnt)
-            gs_load_w<FMT, NT, SWIGLU>(ring + s * C::STAGE, u0 + s, nb, row0, wbits, wscales,
-                                       ubits, uscales);
-    pdl_wait_previous(); // activations, y, ws and counters come from earlier kernels
+    // this lane's copy sources: row `lane` of the warp's 32 (SwiGLU: gate
+    // rows 0..15, up rows 16..31 = the same output rows) and its scales
+    const int crow = SWIGLU ? row0 + (lane & 15) : row0 + lane;
+    const u8 *wrow = wbits + (size_t)crow * row_bytes, *urow = ubits + (size_t)crow * row_bytes;
+    const size_t sc_stride = (size_t)nb * 16; // bytes per scale octet row
+    const u8 *wsc = (const u8 *)wscales + (size_t)(row0 / 8) * sc_stride;
+    const u8 *usc = (const u8 *)uscales + (size_t)(row0 / 8) * sc_stride;
+    const u32 ring0 = gs_smem_addr(&ring[warp][0][0]);
+    const int cnt = ks < nu ? (nu - ks + ks_count - 1) >> ks_log : 0; // units of this warp
+
 #pragma unroll
     for (int s = 0; s < GS_STAGES - 1; s++) {
         if (s < cnt)
-            gs_load_x<FMT, NT>(ring + s * C::STAGE, u0 + s, nb, k, tok0, qs, xd, xs, m_pad);
+            gs_load<FMT, SWIGLU>(ring0 + s * GS_STAGE, ks + s * ks_count, nb, lane, wrow, urow,
+                                 wsc, usc, sc_stride);
         asm volatile("cp.async.commit_group;" ::: "memory");
     }
+    pdl_wait_previous(); // activations and y come from earlier kernels
 
     float out[2][NT][4];
 #pragma unroll
@@ -185,41 +138,39 @@ __device__ __forceinline__ void gemm_small_body(
 #pragma unroll
             for (int c = 0; c < 4; c++)
                 out[mt][nt][c] = 0.0f;
-    // this warp's tile rows of m tile mt, rows g and g + 8 added below
-    const int rho_mt[2] = {SWIGLU ? 16 * warp : 32 * warp, SWIGLU ? 64 + 16 * warp : 32 * warp + 16};
 
     for (int i = 0; i < cnt; i++) {
         asm volatile("cp.async.wait_group %0;" ::"n"(GS_STAGES - 2) : "memory");
-        __syncthreads();
-        if (i + GS_STAGES - 1 < cnt) {
-            const u32 st = ring + ((i + GS_STAGES - 1) % GS_STAGES) * C::STAGE;
-            const int u = u0 + i + GS_STAGES - 1;
-            gs_load_w<FMT, NT, SWIGLU>(st, u, nb, row0, wbits, wscales, ubits, uscales);
-            gs_load_x<FMT, NT>(st, u, nb, k, tok0, qs, xd, xs, m_pad);
-        }
+        __syncwarp();
+        if (i + GS_STAGES - 1 < cnt)
+            gs_load<FMT, SWIGLU>(ring0 + ((i + GS_STAGES - 1) % GS_STAGES) * GS_STAGE,
+                                 ks + (i + GS_STAGES - 1) * ks_count, nb, lane, wrow, urow, wsc,
+                                 usc, sc_stride);
         asm volatile("cp.async.commit_group;" ::: "memory");
-        const u8 *st = smem + (i % GS_STAGES) * C::STAGE;
-        const int u = u0 + i;
+        const u8 *st = &ring[warp][i % GS_STAGES][0];
+        const int u = ks + i * ks_count;
 #pragma unroll
-        for (int j = 0; j < C::UB; j++) {
-            if (C::UB > 1 && C::UB * u + j >= nb)
+        for (int j = 0; j < UB; j++) {
+            const int b = UB * u + j;
+            if (UB > 1 && b >= nb)
                 continue;
-            u32 af[2][4][4]; // [m tile][k-step][a0..a3]
+            // A fragments of the block's 4 k-steps for both m tiles
+            u32 af[2][4][4];
             float dw[2][2];
 #pragma unroll
             for (int mt = 0; mt < 2; mt++) {
                 u32 wa[2][8];
 #pragma unroll
                 for (int hi = 0; hi < 2; hi++) {
-                    const int rho = rho_mt[mt] + g + 8 * hi;
-                    const uint4 q0 = *(const uint4 *)(st + 32 * rho + 16 * j);
+                    const int r = 16 * mt + g + 8 * hi; // row within the warp's 32
+                    const uint4 q0 = *(const uint4 *)(st + 32 * r + 16 * j);
                     wa[hi][0] = q0.x; wa[hi][1] = q0.y; wa[hi][2] = q0.z; wa[hi][3] = q0.w;
                     if (FMT == FMT_TQ2) {
-                        const uint4 q1 = *(const uint4 *)(st + 32 * rho + 16);
+                        const uint4 q1 = *(const uint4 *)(st + 32 * r + 16);
                         wa[hi][4] = q1.x; wa[hi][5] = q1.y; wa[hi][6] = q1.z; wa[hi][7] = q1.w;
                     }
-                    dw[mt][hi] = half_bits_to_float(*(const u16 *)(
-                        st + C::OFF_SC + 16 * ((rho >> 3) * C::UB + j) + 2 * g));
+                    dw[mt][hi] = half_bits_to_float(
+                        *(const u16 *)(st + GS_A_BYTES + 16 * ((r >> 3) * UB + j) + 2 * g));
                 }
 #pragma unroll
                 for (int kk = 0; kk < 4; kk++) {
@@ -237,99 +188,56 @@ __device__ __forceinline__ void gemm_small_body(
                 }
             }
 #pragma unroll
-            for (int p = 0; p < NT; p += 2) { // n tiles p, p + 1
-                constexpr int Q = 2;
-                uint4 b01[Q], b23[Q];
-                float2 dx[Q];
-                int2 sx[Q];
+            for (int nt = 0; nt < NT; nt++) {
+                const int tok = tok0 + 8 * nt;
+                const uint4 *bp =
+                    (const uint4 *)(qs + (size_t)(tok + g) * k + (size_t)b * 128 + 32 * t);
+                const uint4 b01 = __ldg(bp), b23 = __ldg(bp + 1);
+                const float2 dx = __ldg((const float2 *)(xd + (size_t)b * m_pad + tok + 2 * t));
+                const int2 sx = __ldg((const int2 *)(xs + (size_t)b * m_pad + tok + 2 * t));
 #pragma unroll
-                for (int q = 0; q < Q; q++) {
-                    if (p + q >= NT)
-                        continue;
-                    const int n = 8 * (p + q);
-                    const u8 *bp = st + C::OFF_B + (j * C::NTOK + n + g) * GS_BST + 32 * t;
-                    b01[q] = *(const uint4 *)bp;
-                    b23[q] = *(const uint4 *)(bp + 16);
-                    dx[q] = *(const float2 *)(st + C::OFF_DX + 4 * (j * C::NTOK + n + 2 * t));
-                    sx[q] = *(const int2 *)(st + C::OFF_SX + 4 * (j * C::NTOK + n + 2 * t));
-                }
-                int acc[2][Q][4];
+                for (int mt = 0; mt < 2; mt++) {
+                    int acc[4] = {0, 0, 0, 0};
+                    gs_mma(acc, af[mt][0], b01.x, b01.y);
+                    gs_mma(acc, af[mt][1], b01.z, b01.w);
+                    gs_mma(acc, af[mt][2], b23.x, b23.y);
+                    gs_mma(acc, af[mt][3], b23.z, b23.w);
 #pragma unroll
-                for (int mt = 0; mt < 2; mt++)
-#pragma unroll
-                    for (int q = 0; q < Q; q++)
-#pragma unroll
-                        for (int c = 0; c < 4; c++)
-                            acc[mt][q][c] = 0;
-#pragma unroll
-                for (int kk = 0; kk < 4; kk++)
-#pragma unroll
-                    for (int q = 0; q < Q; q++)
-#pragma unroll
-                        for (int mt = 0; mt < 2; mt++) {
-                            if (p + q >= NT)
-                                continue;
-                            const u32 b0 = kk == 0 ? b01[q].x : kk == 1 ? b01[q].z
-                                         : kk == 2 ? b23[q].x : b23[q].z;
-                            const u32 b1 = kk == 0 ? b01[q].y : kk == 1 ? b01[q].w
-                                         : kk == 2 ? b23[q].y : b23[q].w;
-                            gs_mma(acc[mt][q], af[mt][kk], b0, b1);
-                        }
-#pragma unroll
-                for (int q = 0; q < Q; q++)
-#pragma unroll
-                    for (int mt = 0; mt < 2; mt++) {
-                        if (p + q >= NT)
-                            continue;
-#pragma unroll
-                        for (int c = 0; c < 4; c++) {
-                            const int base = 0x4B400000 - (c & 1 ? sx[q].y : sx[q].x);
-                            const int v = (FMT == FMT_Q1 ? 2 : 1) * acc[mt][q][c] + base;
-                            const float f = __int_as_float(v) - 12582912.0f;
-                            out[mt][p + q][c] = fmaf(f, dw[mt][c >> 1] * (c & 1 ? dx[q].y : dx[q].x),
-                                                     out[mt][p + q][c]);
-                        }
+                    for (int c = 0; c < 4; c++) {
+                        const int base = 0x4B400000 - (c & 1 ? sx.y : sx.x);
+                        const int v = (FMT == FMT_Q1 ? 2 : 1) * acc[c] + base;
+                        const float f = __int_as_float(v) - 12582912.0f;
+                        out[mt][nt][c] =
+                            fmaf(f, dw[mt][c >> 1] * (c & 1 ? dx.y : dx.x), out[mt][nt][c]);
                     }
+                }
             }
         }
     }
     asm volatile("cp.async.wait_group 0;" ::: "memory");
 
-    if (kz > 1) { // split k: partials to ws; the tile's last block sums them in z order
-        const size_t tile = (size_t)group * gridDim.x + blockIdx.x;
-        const size_t tiles = (size_t)gridDim.x * (gridDim.y / kz);
-        float *mine = ws + ((size_t)z * tiles + tile) * C::OUTS * GS_THREADS + tid;
+    if (ks_count > 1) { // slices 1 .. KS-1 hand their tiles to slice 0 of their row group
+        if (ks > 0) {
 #pragma unroll
-        for (int mt = 0; mt < 2; mt++)
+            for (int mt = 0; mt < 2; mt++)
 #pragma unroll
-            for (int nt = 0; nt < NT; nt++)
+                for (int nt = 0; nt < NT; nt++)
 #pragma unroll
-                for (int c = 0; c < 4; c++)
-                    mine[((mt * NT + nt) * 4 + c) * GS_THREADS] = out[mt][nt][c];
-        __threadfence();
+                    for (int c = 0; c < 4; c++)
+                        red[rg * (ks_count - 1) + ks - 1][(mt * NT + nt) * 4 + c][lane] =
+                            out[mt][nt][c];
+        }
         __syncthreads();
-        if (tid == 0)
-            is_last = atomicAdd(counters + tile, 1u) == (unsigned)kz - 1;
-        __syncthreads();
-        if (!is_last)
+        if (ks > 0)
             return;
-        __threadfence();
-        if (tid == 0)
-            counters[tile] = 0; // every block of the tile has counted: ready for the next launch
+        for (int s = 0; s < ks_count - 1; s++)
 #pragma unroll
-        for (int mt = 0; mt < 2; mt++)
+            for (int mt = 0; mt < 2; mt++)
 #pragma unroll
-            for (int nt = 0; nt < NT; nt++)
+                for (int nt = 0; nt < NT; nt++)
 #pragma unroll
-                for (int c = 0; c < 4; c++) {
-                    const int r = (mt * NT + nt) * 4 + c;
-                    float sum = 0.0f;
-                    for (int zz = 0; zz < kz; zz++)
-                        sum += zz == z ? out[mt][nt][c]
-                                       : __ldcg(ws + ((size_t)zz * tiles + tile) * C::OUTS *
-                                                         GS_THREADS + (size_t)r * GS_THREADS + tid);
-                    out[mt][nt][c] = sum;
-                }
+                    for (int c = 0; c < 4; c++)
+                        out[mt][nt][c] += red[rg * (ks_count - 1) + s][(mt * NT + nt) * 4 + c][lane];
     }
 
 #pragma unroll
@@ -340,13 +248,13 @@ __device__ __forceinline__ void gemm_small_body(
             if (tok >= m)
                 continue;
             if (SWIGLU) {
-                const int row = row0 + 16 * warp + g + 8 * (c >> 1);
+                const int row = row0 + g + 8 * (c >> 1);
                 if (row < rows)
                     y[(size_t)tok * rows + row] = silu(out[0][nt][c]) * out[1][nt][c];
             } else {
 #pragma unroll
                 for (int mt = 0; mt < 2; mt++) {
-                    const int row = row0 + 32 * warp + 16 * mt + g + 8 * (c >> 1);
+                    const int row = row0 + 16 * mt + g + 8 * (c >> 1);
                     if (row < rows) {
                         float *o = y + (size_t)tok * rows + row;
                         *o = add ? *o + out[mt][nt][c] : out[mt][nt][c];
@@ -360,13 +268,12 @@ __device__ __forceinline__ void gemm_small_body(
     const u8 *__restrict__ wbits, const u16 *__restrict__ wscales, const u8 *__restrict__ ubits, \
         const u16 *__restrict__ uscales, int rows, int k, const s8 *__restrict__ qs,             \
         const float *__restrict__ xd, const int *__restrict__ xs, int m, int m_pad,              \
-        float *__restrict__ y, int add, float *__restrict__ ws, unsigned *__restrict__ counters, \
-        int kz
+        float *__restrict__ y, int add, int ks_count
 #define GEMM_SMALL(NAME, FMT, NT, SWIGLU)                                                        \
-    extern "C" __global__ void __launch_bounds__(GS_THREADS, 2) NAME(GEMM_SMALL_ARGS)            \
+    extern "C" __global__ void __launch_bounds__(GS_THREADS, 2) NAME(GEMM_SMALL_ARGS)               \
     {                                                                                            \
         gemm_small_body<FMT, NT, SWIGLU>(wbits, wscales, ubits, uscales, rows, k, qs, xd, xs, m, \
-                                         m_pad, y, add, ws, counters, kz);                       \
+                                         m_pad, y, add, ks_count);                               \
     }
 /* NT = 1, 2, 3, 4, 6, 8 n8 tiles (8 .. 64 tokens per block); the host picks
  * the smallest that covers m in as few token groups as it can
