@@ -5,7 +5,7 @@
 // weights and activations (timing only). Build from the repository root:
 //   nvcc -O2 -std=c++17 -DB1_TRACE -gencode=arch=compute_90a,code=sm_90a \
 //        -Isrc/cuda/kernels scripts/gemv-b1-trace.cu -o trace_b1
-// Run: ./trace_b1 q1|tq2 hot|cold [pf16 [trigger]]
+// Run: ./trace_b1 q1|tq2 hot|cold [pf16 [trigger [depth]]]
 #include "gemv_b1.cu"
 #include <algorithm>
 #include <cstdio>
@@ -24,6 +24,7 @@ int main(int argc, char **argv)
 {
     const int tq2 = argc > 1 && !strcmp(argv[1], "tq2"), cold = argc > 2 && !strcmp(argv[2], "cold");
     const int pf16 = argc > 3 ? atoi(argv[3]) : 8, trigger = argc > 4 ? atoi(argv[4]) : 0;
+    const int depth = argc > 5 ? atoi(argv[5]) : 0;
     const int rows = 24576, k = 4096, nb = k / 128, m_pad = 128, launches = 48;
     const int BB = tq2 ? 32 : 16, row_bytes = nb * BB, ch = tq2 ? 2 : 4;
     cudaDeviceProp prop;
@@ -78,7 +79,7 @@ int main(int argc, char **argv)
         for (int i = 0; i < launches; i++)
             cudaLaunchKernelEx(&cfg, f, (const u8 *)bits[i % copies], (const u16 *)scales[i % copies],
                                rows, k, (const u32 *)planes, (const float *)xd, (const int *)xs,
-                               m_pad, y, add, pf16, evict_first, trigger);
+                               m_pad, y, add, pf16, evict_first, trigger, depth);
         cudaEventRecord(e1);
         cudaError_t err = cudaDeviceSynchronize();
         if (err != cudaSuccess) {
@@ -115,9 +116,9 @@ int main(int argc, char **argv)
                 per.push_back((r - prev) * 1e-3);
             prev = r;
         }
-        printf("%s %s pf16=%d trigger=%d: %.2f us/launch (events), release period %.2f | from release: "
+        printf("%s %s pf16=%d trigger=%d depth=%d: %.2f us/launch (events), release period %.2f | from release: "
                "first resident %.2f, last released %.2f, staged %.2f, units done %.2f, stored %.2f\n",
-               tq2 ? "tq2" : "q1", cold ? "cold" : "hot", pf16, trigger, ms * 1e3 / launches, med(per),
+               tq2 ? "tq2" : "q1", cold ? "cold" : "hot", pf16, trigger, depth, ms * 1e3 / launches, med(per),
                med(st), med(rl), med(sg), med(dn), med(en));
     }
     return 0;

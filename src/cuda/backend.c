@@ -150,6 +150,7 @@ bonsai_status bonsai_cuda_open(const bonsai_cuda_params *params, bonsai_cuda **o
     cu->gemv_b1_pf16 = (int)env_knob("BONSAI_CUDA_GEMV_B1_PF16", 0, 16, 8);
     cu->gemv_b1_evict_first = (int)env_knob("BONSAI_CUDA_GEMV_B1_EVICT_FIRST", 0, 1, 1);
     cu->gemv_b1_trigger = (int)env_knob("BONSAI_CUDA_GEMV_B1_TRIGGER", 0, 3, -1);
+    cu->gemv_b1_depth = (int)env_knob("BONSAI_CUDA_GEMV_B1_DEPTH", 0, 8, -1);
     cu->gemv_b1_blocks = (int)env_knob("BONSAI_CUDA_GEMV_B1_BLOCKS", 1, INT_MAX, 0);
     // measured: bench/NOTES.md CUDA
     cu->gemv_r8_min_rows = (size_t)env_knob("BONSAI_CUDA_GEMV_R8_MIN_ROWS", 1, LONG_MAX, 8192);

@@ -99,6 +99,9 @@ struct bonsai_cuda {
                            * 0 at its start, 1 after its B fragments, 2 after
                            * its units, 3 right after the wait
                            * (kernels/gemv_b1.cu); -1: the rule in matmul.c */
+    int gemv_b1_depth;    /* copies of 16 bytes per lane in flight before the
+                           * wait (1 to 4, above 4: 8; 0: all at once; -1: the
+                           * rule in matmul.c) */
     int gemv_b1_blocks;   /* grid size; 0: one block per SM (tests force fewer) */
     size_t gemv_b1_smem_max; /* dynamic shared memory it may take: half an SM's */
     size_t gemv_b1_calls; /* its launches so far (tests check that it ran) */

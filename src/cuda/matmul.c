@@ -407,18 +407,18 @@ bonsai_status bonsai_cuda_matmul_quantized(bonsai_cuda *cu, const bonsai_cuda_ma
         const size_t bytes = w->bits_bytes + w->scales_bytes;
         int pf16 = bytes / 16 * (size_t)cu->gemv_b1_pf16 <= cu->info.l2_bytes / 2
                        ? cu->gemv_b1_pf16 : 0;
-        // the next launch starts once every block is past the wait (3) for
-        // matrices within a third of L2, at each block's start (0) for
-        // larger ones (measured on the H100, bench/NOTES.md gemv6: 3 faster
-        // cold at Q1 8192 and 24576 rows and TQ2 8192, slower at Q1 32768,
-        // TQ2 24576 and 32768 and both LM heads)
-        int trigger = cu->gemv_b1_trigger >= 0       ? cu->gemv_b1_trigger
-                      : bytes <= cu->info.l2_bytes / 3 ? 3
-                                                       : 0;
+        // the next launch let in at each block's start (trigger 0), its
+        // fill before the wait throttled to a few copies per lane in flight
+        // (Q1 2, TQ2 1), so that it streams while this launch's first loads
+        // still find short queues (measured on the H100, bench/NOTES.md
+        // gemv7: faster than trigger 3 or an unthrottled fill at 8192 to
+        // 32768 rows, cold and hot; the LM heads alike)
+        int trigger = cu->gemv_b1_trigger >= 0 ? cu->gemv_b1_trigger : 0;
         int evict_first = cu->gemv_b1_evict_first;
-        void *bargs[] = {(void *)&w->bits, (void *)&w->scales, &rows,  &ik,  &planes,
-                         &cu->act_d,       &cu->act_s,         &im_pad, &yp, &iadd,
-                         &pf16,            &evict_first,       &trigger};
+        int depth = cu->gemv_b1_depth >= 0 ? cu->gemv_b1_depth : fmt == 0 ? 2 : 1;
+        void *bargs[] = {(void *)&w->bits, (void *)&w->scales, &rows,    &ik,  &planes,
+                         &cu->act_d,       &cu->act_s,         &im_pad,  &yp,  &iadd,
+                         &pf16,            &evict_first,       &trigger, &depth};
         // PDL: at most one block per SM and half an SM's registers, so the
         // next launch's blocks are resident beside it and prefetch meanwhile
         bonsai_status s = launch(cu, cu->gemv_b1[fmt], plan.grid, 1, BONSAI_CUDA_GEMV_B1_THREADS,

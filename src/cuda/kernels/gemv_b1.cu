@@ -35,10 +35,12 @@
  * plane) over the whole block (low bits once and high bits twice into the
  * same accumulators), thread (g, t) ends with planes 2 (t%2) + {0, 1} +
  * {0, 4} of its own block t / 2 for rows g and g + 8 and folds them with
- * 4 IMAD into S' = sum c' q, and the block adds d_w d_x (S' - s_x) to its
- * fp32 partial sum (s_x by the threads with t % 2 == 0). Sums within a
- * block are exact integers, so the result matches bonsai_ref_mm_q8 on the
- * same activations up to fp32 summation order (fixed: deterministic).
+ * 4 IMAD into its half of S' = sum c' q; partner threads (t ^ 1) swap the
+ * halves as integers, so thread t holds S' - s_x of row g + 8 (t%2) whole
+ * (s_x from the threads with t % 2 == 0) and adds d_w d_x (S' - s_x) to its
+ * fp32 partial sum. Sums within a block are exact integers (Q1 and TQ2), so
+ * the result matches bonsai_ref_mm_q8 on the same activations up to fp32
+ * summation order (fixed: deterministic).
  *
  * Grid: block i owns the 16-row groups [i G / n, (i + 1) G / n) of the G =
  * rows_pad / 16 (n = gridDim.x); rows past rows are the upload's zero
@@ -51,15 +53,16 @@
  * launch, a grid of at most one block per SM with at most half an SM's
  * registers, warps and shared memory: the next launch's blocks are resident
  * while this one runs. Weights are never written by kernels, so before
- * griddepcontrol.wait a block fills its rings (S units per warp) and may ask
+ * griddepcontrol.wait a block fills its rings (S units per warp; at most
+ * `depth` copies per lane in flight where depth > 0) and may ask
  * L2 for the bits and scales of the groups past that first fill
  * (cp.async.bulk.prefetch.L2, sm_90; pf16 sixteenths of them, 8 by default:
  * bench/NOTES.md gemv4); the copies carry an L2 evict_first
  * policy (evict_first = 1) so that lines already used leave L2 first. A
  * block lets the next launch start (griddepcontrol.launch_dependents) at
  * its start (trigger 0), right after the wait (3), after its B fragments
- * (1) or after its units (2); matmul.c picks 3 for matrices within a third
- * of L2, else 0 (bench/NOTES.md gemv5, gemv6). After the wait: the B
+ * (1) or after its units (2); matmul.c picks 0 with a throttled fill,
+ * depth 2 (Q1) or 1 (TQ2) (bench/NOTES.md gemv5-gemv7). After the wait: the B
  * fragments of every block pair, d and s to shared memory, the units, the
  * partial sums per (part, row) to shared memory, summed in part order.
  * Shared memory (bytes; b1_plan_for in matmul.c computes the same):
@@ -139,6 +142,25 @@ __device__ __forceinline__ void b1_prefetch_range(const u8 *p, size_t n)
         b1_prefetch_l2(p + o, (u32)min((size_t)B1_PF_CHUNK, n - o));
 }
 
+/* Before the wait: the copies issued so far become a group, and the thread
+ * waits until at most depth - 1 of its groups are in flight (depth 1 to 4
+ * copies of 16 bytes per lane, 512 bytes per warp each; above 4: 8), so
+ * that a launch's fill keeps the memory system's queues short. */
+__device__ __forceinline__ void b1_throttle(int depth)
+{
+    asm volatile("cp.async.commit_group;" ::: "memory");
+    if (depth == 1)
+        asm volatile("cp.async.wait_group 0;" ::: "memory");
+    else if (depth == 2)
+        asm volatile("cp.async.wait_group 1;" ::: "memory");
+    else if (depth == 3)
+        asm volatile("cp.async.wait_group 2;" ::: "memory");
+    else if (depth == 4)
+        asm volatile("cp.async.wait_group 3;" ::: "memory");
+    else
+        asm volatile("cp.async.wait_group 7;" ::: "memory");
+}
+
 /* TQ2: code words w0 (elements 32c .. 32c+15, code i at bits 2i, 2i+1) and
  * w1 (elements 32c+16 ..) -> low-bit and high-bit words, bit 2i from w0's
  * code i, bit 2i+1 from w1's code i. */
@@ -189,7 +211,7 @@ __device__ __forceinline__ void gemv_b1_body(const u8 *__restrict__ bits,
                                              const float *__restrict__ xd,
                                              const int *__restrict__ xs, int m_pad,
                                              float *__restrict__ y, int add, int pf16,
-                                             int evict_first, int trigger)
+                                             int evict_first, int trigger, int depth)
 {
     extern __shared__ __align__(128) uint4 b1_smem[];
     constexpr int BB = FMT == FMT_Q1 ? 16 : 32;
@@ -245,16 +267,19 @@ __device__ __forceinline__ void gemv_b1_body(const u8 *__restrict__ bits,
     // the cache policy of a copy whose shared address adds a uniform register)
     const u32 cdst = sm_abs + ring + cpr * B1_ROW + ((cpc ^ b1_swizzle<FMT>(cpr)) << 4);
     int igl = warp / parts, ipart = warp % parts; // next unit to issue
-    // issue the unit (igl, ipart) into stage st
-    auto issue = [&](int st) {
+    // issue the unit (igl, ipart) into stage st (thr > 0: throttled to thr)
+    auto issue = [&](int st, int thr) {
         if (igl < ngrp) {
             const int c0 = ipart * BPU;
             const bool ok = c0 + cblk < nb;
             const u8 *src = wsrc + (ok ? igl * rb16 + ipart * B1_ROW : 0);
 #pragma unroll
-            for (int i = 0; i < 4; i++)
+            for (int i = 0; i < 4; i++) {
                 b1_cp16((cdst ^ (b1_swizzle<FMT>(i) << 4)) + st * STAGE + i * B1_ROW,
                         src + i * row_bytes, ok, pol);
+                if (thr > 0)
+                    b1_throttle(thr);
+            }
             if (lane < 2 * BPU) {
                 const bool sok = c0 + sbk < nb;
                 b1_cp16(sm_abs + ring + st * STAGE + 16 * B1_ROW + lane * 16,
@@ -271,7 +296,7 @@ __device__ __forceinline__ void gemv_b1_body(const u8 *__restrict__ bits,
     };
 #pragma unroll
     for (int i = 0; i < S; i++) // before the wait: the ring's first S units
-        issue(i);
+        issue(i, depth);
     // the groups past the rings' first fill ((S 16) / parts of them) to L2:
     // pf16 sixteenths of their bits (one thread) and scales (another warp's)
     const int g_rest = min(ngrp, S * B1_WARPS / parts);
@@ -338,7 +363,7 @@ __device__ __forceinline__ void gemv_b1_body(const u8 *__restrict__ bits,
     constexpr int JS = FMT == FMT_Q1 ? 5 : 6;
     const int xr = FMT == FMT_Q1 ? g & 3 : g & 1;
     const int frag = ring + g * B1_ROW + (FMT == FMT_Q1 ? kb0 * 16 + hf * 8 : t * 16) + (xr << JS);
-    const int sc_off = ring + 16 * B1_ROW + kb0 * 16 + g * 2;
+    const int sc_off = ring + 16 * B1_ROW + kb0 * 16 + g * 2 + hf * 32 * CH; // TQ2: row g + 8 hf
     const int bq_off = sb_off + lane * (FMT == FMT_Q1 ? 8 : 16);
     const int bx_off = sx_off + (FMT == FMT_Q1 ? lane * 16 : t * 8);
     // Q1: the ldmatrix row of lane l: row l % 8 + 8 (l / 8 % 2) of block
@@ -364,7 +389,7 @@ __device__ __forceinline__ void gemv_b1_body(const u8 *__restrict__ bits,
                 goto done;
             asm volatile("cp.async.wait_group %0;" ::"n"(S - 1) : "memory");
             __syncwarp();
-            float acc0, acc1; // rows g, g + 8: this lane's blocks, all planes or half
+            float acc0, acc1 = 0.0f; // Q1: rows g, g + 8 of blocks 2t, 2t + 1; TQ2: acc0
             if (FMT == FMT_Q1) {
                 // pair j: ldmatrix gives lane (g, t) word t of rows g, g + 8
                 // of blocks 2j, 2j + 1 (A of one mma each, k = the block), B
@@ -404,14 +429,12 @@ __device__ __forceinline__ void gemv_b1_body(const u8 *__restrict__ bits,
                 acc1 += w11 * b1_to_float(d2[3] * 2 + (int)bx.w);
             } else {
                 acc0 = 0.0f;
-                acc1 = 0.0f;
 #pragma unroll
                 for (int j = 0; j < CH; j++) {
                     const int jp = part * CH + j; // past np: zero fragments and d
                     const uint4 bq = *(const uint4 *)(sm + bq_off + jp * 512);
                     const uint2 bx = *(const uint2 *)(sm + bx_off + jp * 32);
-                    const u32 s0 = *(const u16 *)(sm + sc_off + st * STAGE + j * 32);
-                    const u32 s1 = *(const u16 *)(sm + sc_off + st * STAGE + 32 * CH + j * 32);
+                    const u32 sw = *(const u16 *)(sm + sc_off + st * STAGE + j * 32);
                     const int fo = (frag + st * STAGE) ^ (j << JS);
                     int d0[4] = {0, 0, 0, 0}, d1[4] = {0, 0, 0, 0};
                     const uint4 wa = *(const uint4 *)(sm + fo);
@@ -429,20 +452,26 @@ __device__ __forceinline__ void gemv_b1_body(const u8 *__restrict__ bits,
                         b1_mma(d0, hi0, hi1, b0);
                         b1_mma(d1, hi0, hi1, b1);
                     }
-                    const int base = (int)bx.y;
-                    const float dx = __uint_as_float(bx.x);
-                    const int va = d0[0] * cA + d0[1] * cB + d1[0] * cC + d1[1] * cD + base;
-                    const int vb = d0[2] * cA + d0[3] * cB + d1[2] * cC + d1[3] * cD + base;
-                    acc0 += (half_bits_to_float((u16)s0) * dx) * b1_to_float(va);
-                    acc1 += (half_bits_to_float((u16)s1) * dx) * b1_to_float(vb);
+                    // the two halves of the block's planes (this lane and
+                    // its partner hf ^ 1) as one exact integer: lane hf
+                    // keeps row g + 8 hf, MAGIC - s_x + S' (bases MAGIC -
+                    // s_x for hf 0 and MAGIC for hf 1, one MAGIC taken off)
+                    const u32 va = d0[0] * cA + d0[1] * cB + d1[0] * cC + d1[1] * cD + bx.y;
+                    const u32 vb = d0[2] * cA + d0[3] * cB + d1[2] * cC + d1[3] * cD + bx.y;
+                    const u32 v = (hf ? vb : va) - B1_MAGIC +
+                                  __shfl_xor_sync(0xffffffffu, hf ? va : vb, 1);
+                    acc0 += (half_bits_to_float((u16)sw) * __uint_as_float(bx.x)) *
+                            b1_to_float((int)v);
                 }
             }
             __syncwarp(); // every lane is done with the stage: refill it
-            issue(st);
-            // partner lanes (hf 0, 1) hold the two halves of rows g and
-            // g + 8: lane hf keeps row g + 8 hf, then the two blocks (t / 2)
-            const float mine = (hf ? acc1 : acc0) +
-                               __shfl_xor_sync(0xffffffffu, hf ? acc0 : acc1, 1);
+            issue(st, 0);
+            // Q1: partner lanes (hf 0, 1) hold rows g and g + 8 of blocks
+            // 2t, 2t + 1: lane hf keeps row g + 8 hf; TQ2: lane hf holds row
+            // g + 8 hf of block t / 2 in acc0; then the sum over t / 2
+            const float mine = FMT == FMT_Q1 ? (hf ? acc1 : acc0) +
+                                                   __shfl_xor_sync(0xffffffffu, hf ? acc0 : acc1, 1)
+                                             : acc0;
             const float sum = mine + __shfl_xor_sync(0xffffffffu, mine, 2);
             if (t < 2)
                 red[(part * max_groups + gl) * 16 + g + 8 * hf] = sum;
@@ -475,9 +504,9 @@ done:
     const u8 *__restrict__ bits, const u16 *__restrict__ scales, int rows, int k,              \
         const u32 *__restrict__ planes, const float *__restrict__ xd,                          \
         const int *__restrict__ xs, int m_pad, float *__restrict__ y, int add, int pf16,       \
-        int evict_first, int trigger
+        int evict_first, int trigger, int depth
 #define GEMV_B1_PASS bits, scales, rows, k, planes, xd, xs, m_pad, y, add, pf16, evict_first,  \
-        trigger
+        trigger, depth
 /* 16 warps at <= 64 registers: two blocks (two launches) fit an SM. Rings
  * of S = 2 stages of 2304 (Q1) or 2176 (TQ2) bytes per warp (matmul.c:
  * BONSAI_CUDA_B1_* in backend.h hold the same numbers). */
