@@ -243,8 +243,8 @@ static double pool_err[2][2][3], pool_norm[2][2][3];
  * GEMM (path 5) (4, 5: skipped where the loaded kernels have none), the
  * one-token GEMV on the binary tensor cores (gemv_b1.cu) forced with one
  * block per SM, an L2 prefetch of all rows past the rings and the next
- * launch let in after the units (trigger 2) and a fill of one copy in
- * flight per lane (depth 1, path 6) or with uneven shares of at most 13
+ * launch let in after the units (trigger 2) and a fill of four copies in
+ * flight per lane (depth 4, path 6) or with uneven shares of at most 13
  * groups per block, a prefetch of 5/16 of them, no evict_first policy,
  * trigger 1 (3 for an odd block count) and depth k / 128 % 4 (0 = all at
  * once, 1, 2, 3) (path 7), against the q8 (5: fp16_reference)
@@ -345,7 +345,7 @@ static void run_case(bonsai_cuda *cu, bonsai_type type, size_t rows, size_t k, s
         const int b1_trigger = cu->gemv_b1_trigger;
         cu->gemv_b1_trigger = path == 7 ? (k / 128 % 2 ? 3 : 1) : path == 6 ? 2 : b1_trigger;
         const int b1_depth = cu->gemv_b1_depth;
-        cu->gemv_b1_depth = path == 7 ? (int)(k / 128 % 4) : path == 6 ? 1 : b1_depth;
+        cu->gemv_b1_depth = path == 7 ? (int)(k / 128 % 4) : path == 6 ? 4 : b1_depth;
         s = op == OP_SWIGLU ? bonsai_cuda_matmul_swiglu(cu, dw, du, dx, m, dy)
             : op == OP_ADD  ? bonsai_cuda_matmul_add(cu, dw, dx, m, dy)
                             : bonsai_cuda_matmul(cu, dw, dx, m, dy);

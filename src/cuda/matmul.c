@@ -409,13 +409,18 @@ bonsai_status bonsai_cuda_matmul_quantized(bonsai_cuda *cu, const bonsai_cuda_ma
                        ? cu->gemv_b1_pf16 : 0;
         // the next launch let in at each block's start (trigger 0), its
         // fill before the wait throttled to a few copies per lane in flight
-        // (Q1 2, TQ2 1), so that it streams while this launch's first loads
-        // still find short queues (measured on the H100, bench/NOTES.md
-        // gemv7: faster than trigger 3 or an unthrottled fill at 8192 to
-        // 32768 rows, cold and hot; the LM heads alike)
+        // so that it streams while this launch's first loads still find
+        // short queues: 2 for matrices within a third of L2, 1 up to L2, 4
+        // above (where a shallower fill is not done by the release)
+        // (measured on the H100, bench/NOTES.md gemv7: Q1 8192 and 24576
+        // rows, TQ2 8192 best at 2; TQ2 24576 and 32768, Q1 32768 at 1; the
+        // LM heads at 4 as fast as main, at 1 slower)
         int trigger = cu->gemv_b1_trigger >= 0 ? cu->gemv_b1_trigger : 0;
         int evict_first = cu->gemv_b1_evict_first;
-        int depth = cu->gemv_b1_depth >= 0 ? cu->gemv_b1_depth : fmt == 0 ? 2 : 1;
+        int depth = cu->gemv_b1_depth >= 0              ? cu->gemv_b1_depth
+                    : bytes <= cu->info.l2_bytes / 3 ? 2
+                    : bytes <= cu->info.l2_bytes     ? 1
+                                                     : 4;
         void *bargs[] = {(void *)&w->bits, (void *)&w->scales, &rows,    &ik,  &planes,
                          &cu->act_d,       &cu->act_s,         &im_pad,  &yp,  &iadd,
                          &pf16,            &evict_first,       &trigger, &depth};

@@ -62,7 +62,8 @@
  * block lets the next launch start (griddepcontrol.launch_dependents) at
  * its start (trigger 0), right after the wait (3), after its B fragments
  * (1) or after its units (2); matmul.c picks 0 with a throttled fill,
- * depth 2 (Q1) or 1 (TQ2) (bench/NOTES.md gemv5-gemv7). After the wait: the B
+ * depth 1, 2 or 4 by the matrix's size against L2 (bench/NOTES.md
+ * gemv5-gemv7). After the wait: the B
  * fragments of every block pair, d and s to shared memory, the units, the
  * partial sums per (part, row) to shared memory, summed in part order.
  * Shared memory (bytes; b1_plan_for in matmul.c computes the same):
