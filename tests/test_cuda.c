@@ -3,14 +3,14 @@
  * Without a device (no driver, no GPU, or built without CUDA) every GPU
  * case is reported as skipped; the API's NULL / no-device answers and the
  * NVRTC compile of the embedded source (when NVRTC exists) still run.
- * With a device: every token count 1..33 and 64, 100, 512, 1000 through
+ * With a device: every token count 1..33 and 64, 100, 256, 300, 512, 1000 through
  * both the GEMV token groups and the tensor-core GEMM, for Q1_0_G128 and
  * TQ2_0_G128, awkward shapes, fused add and SwiGLU, outputs poisoned with
  * NaN; per case NMSE <= 1e-9 against the CPU q8 reference (same int8
  * activations), and NMSE <= 5e-4 against float64 pooled per type and op;
  * the one-token GEMV on the binary tensor cores (gemv_b1.cu, forced, one
  * block per SM and 3 blocks with uneven group shares, partial prefetch);
- * the fp16 wgmma GEMM (gemm90h, fp16 activations) per case NMSE <= 1e-9
+ * the fp16 wgmma GEMM (gemm90h, fp16 activations; each of its tiles) per case NMSE <= 1e-9
  * against float64 on the same fp16 activations (fp16_reference), pooled
  * 5e-4 against float64 on the fp32 activations; each pipeline level (embedded, nvrtc, cache, jit) with bit-identical
  * results; corrupt, truncated and foreign cache files; an unwritable cache
@@ -236,18 +236,34 @@ static const char *const op_names[] = {"matmul", "matmul_add", "swiglu"};
  * terms alone can miss 5e-4. */
 static double pool_err[2][2][3], pool_norm[2][2][3];
 
+/* gemm90h's tile forced on path 5 (128 x 128), 11 (128 x 256), 12 (128 x
+ * 256, k split over a cluster of 2); -1 on the other paths. */
+static int g90h_tile(int path)
+{
+    return path == 5    ? BONSAI_G90H_128X128
+           : path == 11 ? BONSAI_G90H_128X256
+           : path == 12 ? BONSAI_G90H_128X256K2
+                        : -1;
+}
+
+/* The paths through the large GEMMs (every token count). */
+static const int gemm_paths[] = {0, 1, 3, 4, 5, 11, 12};
+#define GEMM_PATHS 7
+
 /* One case: op on (rows x k, type) for m tokens through the GEMV (path 0;
  * 2 rows per warp for one token), the GEMM with 128-token tiles (path 1),
  * the GEMV with 8 rows per warp (path 2), the GEMM with 64-token tiles
  * (path 3), the sm_90a int8 wgmma GEMM (path 4) or the sm_90a fp16 wgmma
- * GEMM (path 5) (4, 5: skipped where the loaded kernels have none), the
+ * GEMM with its tile forced (paths 5, 11, 12: g90h_tile) (4, 5, 11, 12:
+ * skipped where the loaded kernels have none), the
  * one-token GEMV on the binary tensor cores (gemv_b1.cu) forced with one
  * block per SM, an L2 prefetch of all rows past the rings and the next
  * launch let in after the units (trigger 2) and a fill of four copies in
  * flight per lane (depth 4, path 6) or with uneven shares of at most 13
  * groups per block, a prefetch of 5/16 of them, no evict_first policy,
  * trigger 1 (3 for an odd block count) and depth k / 128 % 4 (0 = all at
- * once, 1, 2, 3) (path 7), against the q8 (5: fp16_reference)
+ * once, 1, 2, 3) (path 7), against the q8 (5, 11, 12:
+ * fp16_reference)
  * and float64 references, or the small-batch kernel (gemm_small.cu) with
  * the k-slices per block of matmul.c's rule (path 8: 4 on the small
  * matrices here), 1 (path 9) or 2 (path 10). Path 0 takes matmul.c's rule (gemv_b1 on large one-token
@@ -260,10 +276,11 @@ static void run_case(bonsai_cuda *cu, bonsai_type type, size_t rows, size_t k, s
                      op_kind op)
 {
     const char *tn = bonsai_type_name(type);
+    const int tile = g90h_tile(path), f16 = tile >= 0;
     if ((path == 4 && !cu->gemm90[type == BONSAI_TYPE_Q1_0_G128 ? 0 : 1]) ||
-        (path == 5 && !cu->gemm90h[type == BONSAI_TYPE_Q1_0_G128 ? 0 : 1])) {
+        (f16 && !cu->gemm90h[tile][type == BONSAI_TYPE_Q1_0_G128 ? 0 : 1])) {
         skip("%s gemm90%s %zux%zu m=%zu: no sm_90a kernels on this device", tn,
-             path == 5 ? "h" : "", rows, k, m);
+             f16 ? "h" : "", rows, k, m);
         return;
     }
     host_matrix w = make_matrix(type, rows, k), u = {0};
@@ -275,7 +292,7 @@ static void run_case(bonsai_cuda *cu, bonsai_type type, size_t rows, size_t k, s
     double *y64 = malloc(ny * sizeof *y64), *u64 = NULL, *yh = NULL, *uh = NULL;
     double *ysq = NULL, *usq = NULL; /* fp16 path: the NMSE floor (fp16_reference) */
     references(&w, x, m, yq, y64);
-    if (path == 5) { // the fp16 path's reference replaces the q8 one
+    if (f16) { // the fp16 path's reference replaces the q8 one
         yh = malloc(ny * sizeof *yh);
         ysq = malloc(ny * sizeof *ysq);
         fp16_reference(&w, x, m, yh, ysq);
@@ -321,20 +338,22 @@ static void run_case(bonsai_cuda *cu, bonsai_type type, size_t rows, size_t k, s
             bonsai_cuda_buffer_write(dy, 0, y0, ny);
         else
             poison(dy, ny);
-        const int small = path >= 8;
+        const int small = path >= 8 && path <= 10;
         bonsai_cuda_set_gemm_min_tokens(cu, small ? 0
-                                            : path == 1 || (path >= 3 && path <= 5) ? 1
-                                                                                  : (size_t)1 << 30);
+                                            : path == 1 || path == 3 || path == 4 || f16
+                                                ? 1
+                                                : (size_t)1 << 30);
         cu->gemm_small_mode = small ? 1 : 0;
         cu->gemm_small_ks = path == 9 ? 1 : path == 10 ? 2 : 0;
         const size_t small_calls = cu->gemm_small_calls;
         cu->gemv_r8_min_rows = path == 2 ? 1 : (size_t)1 << 30;
         const int tile_tokens = cu->gemm_tile_tokens;
         cu->gemm_tile_tokens = path == 3 ? 64 : path == 1 ? 128 : 0;
-        const int f16 = cu->gemm_f16;
+        const int f16_mode = cu->gemm_f16;
         cu->gemm_wgmma = path >= 4 ? 1 : 0;
-        cu->gemm_f16 = path == 5;
-        cu->gemv_b1_mode = path >= 6 ? 1 : path == 2 ? 0 : -1;
+        cu->gemm_f16 = f16;
+        cu->gemm90h_tile = tile;
+        cu->gemv_b1_mode = path == 6 || path == 7 ? 1 : path == 2 ? 0 : -1;
         // path 7: uneven shares of at most 13 groups of 16 rows per block
         const int groups = (int)((rows + 127) / 128 * 8);
         cu->gemv_b1_blocks = path == 7 ? (groups / 13 + 1 > 3 ? groups / 13 + 1 : 3) : 0;
@@ -362,7 +381,8 @@ static void run_case(bonsai_cuda *cu, bonsai_type type, size_t rows, size_t k, s
         cu->gemm_small_ks = 0;
         cu->gemm_tile_tokens = tile_tokens;
         cu->gemm_wgmma = -1;
-        cu->gemm_f16 = f16;
+        cu->gemm_f16 = f16_mode;
+        cu->gemm90h_tile = -1;
         cu->gemv_b1_mode = -1;
         cu->gemv_b1_blocks = 0;
         cu->gemv_b1_pf16 = b1_pf16;
@@ -380,12 +400,14 @@ static void run_case(bonsai_cuda *cu, bonsai_type type, size_t rows, size_t k, s
                             : path == 8 ? "gemm-small"
                             : path == 9 ? "gemm-small-ks1"
                             : path == 10 ? "gemm-small-ks2"
+                            : path == 11 ? "gemm90h-128x256"
+                            : path == 12 ? "gemm90h-128x256k2"
                                          : "gemv";
     if (CHECK(s == BONSAI_OK, "%s %s %s %zux%zu m=%zu: %s", op_names[op], path_name, tn, rows, k, m,
               bonsai_last_error())) {
         size_t bad = count_nonfinite(got, ny);
         double eq = yh ? nmse_floored(got, yh, ysq, ny) : nmse_f(got, yq, ny);
-        const int ti = type == BONSAI_TYPE_Q1_0_G128 ? 0 : 1, ai = path == 5;
+        const int ti = type == BONSAI_TYPE_Q1_0_G128 ? 0 : 1, ai = f16;
         for (size_t i = 0; i < ny; i++) {
             double d = got[i] - y64[i];
             pool_err[ai][ti][op] += isfinite(d) ? d * d : INFINITY;
@@ -439,12 +461,13 @@ static void check_pooled(void)
 static void test_token_counts(bonsai_cuda *cu)
 {
     for (int ti = 0; ti < 2; ti++)
-        for (int gemm = 0; gemm < 6; gemm += gemm == 1 ? 2 : 1) { // paths 0, 1, 3, 4, 5
+        for (int pi = 0; pi < GEMM_PATHS; pi++) {
+            const int gemm = gemm_paths[pi];
             for (size_t m = 1; m <= 33; m++)
                 run_case(cu, types[ti], 67, 384, m, gemm, OP_MATMUL);
             run_case(cu, types[ti], 67, 384, 1, 2, OP_MATMUL);
-            static const size_t big[] = {64, 100, 512, 1000};
-            for (size_t i = 0; i < 4; i++)
+            static const size_t big[] = {64, 100, 256, 300, 512, 1000};
+            for (size_t i = 0; i < sizeof big / sizeof big[0]; i++)
                 run_case(cu, types[ti], 197, 256, big[i], gemm, OP_MATMUL);
         }
     for (int ti = 0; ti < 2; ti++)
@@ -476,7 +499,7 @@ static void test_shapes(bonsai_cuda *cu)
     };
     for (int ti = 0; ti < 2; ti++)
         for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
-            for (int path = 0; path < 11; path++)
+            for (int path = 0; path < 13; path++)
                 if ((path != 2 && path < 6) || path >= 8 || shapes[i].m == 1) // 2, 6, 7: one token
                     run_case(cu, types[ti], shapes[i].rows, shapes[i].k, shapes[i].m, path,
                              OP_MATMUL);
@@ -486,10 +509,10 @@ static void test_fused(bonsai_cuda *cu)
 {
     static const size_t ms[] = {1, 2, 3, 4, 5, 9, 17, 33, 100, 300};
     for (int ti = 0; ti < 2; ti++)
-        for (int gemm = 0; gemm < 6; gemm += gemm == 1 ? 2 : 1) // paths 0, 1, 3, 4, 5
+        for (int pi = 0; pi < GEMM_PATHS; pi++)
             for (size_t i = 0; i < sizeof ms / sizeof ms[0]; i++) {
-                run_case(cu, types[ti], 131, 512, ms[i], gemm, OP_ADD);
-                run_case(cu, types[ti], 131, 512, ms[i], gemm, OP_SWIGLU);
+                run_case(cu, types[ti], 131, 512, ms[i], gemm_paths[pi], OP_ADD);
+                run_case(cu, types[ti], 131, 512, ms[i], gemm_paths[pi], OP_SWIGLU);
             }
     for (int ti = 0; ti < 2; ti++)
         for (int path = 6; path < 8; path++) { // one token

@@ -145,6 +145,11 @@ bonsai_status bonsai_cuda_open(const bonsai_cuda_params *params, bonsai_cuda **o
     cu->gemm_small_mode = (int)env_knob("BONSAI_CUDA_GEMM_SMALL", 0, 1, -1);
     const long gs_ks = env_knob("BONSAI_CUDA_GEMM_SMALL_KS", 1, 4, 0);
     cu->gemm_small_ks = gs_ks == 3 ? 0 : (int)gs_ks; // 1, 2 or 4 k-slices
+    cu->gemm90h_tile = -1; // gemm90h's tile, by name ("128x256")
+    const char *tile = getenv("BONSAI_CUDA_GEMM90H_TILE");
+    for (int t = 0; tile && t < BONSAI_G90H_TILES; t++)
+        if (strcmp(tile, bonsai_cuda_g90h_tiles[t].name) == 0)
+            cu->gemm90h_tile = t;
     cu->gemv_b1_mode = (int)env_knob("BONSAI_CUDA_GEMV_B1", 0, 1, -1);
     // measured (bench/NOTES.md gemv4): half of the rest, cold
     cu->gemv_b1_pf16 = (int)env_knob("BONSAI_CUDA_GEMV_B1_PF16", 0, 16, 8);

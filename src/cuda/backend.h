@@ -24,6 +24,19 @@
 #define BONSAI_CUDA_SMALL_NT {1, 2, 3, 4, 6, 8}
 #define BONSAI_CUDA_SMALL_MAX_TOKENS 127
 
+/* gemm90h's tiles (kernels/gemm90h.cu): 128 weight rows (SwiGLU: 64 of
+ * each matrix) x tokens per block of 256 threads, k split over a cluster
+ * of ksplit blocks; its kernels' name suffix and dynamic shared memory
+ * (gemm90h_cfg::SMEM) per format; the table is in pipeline.c. */
+enum { BONSAI_G90H_128X128, BONSAI_G90H_128X256, BONSAI_G90H_128X256K2, BONSAI_G90H_TILES };
+typedef struct bonsai_cuda_g90h_tile {
+    const char *name; /* "128x256": BONSAI_CUDA_GEMM90H_TILE's value */
+    const char *suffix; /* "" or "_128x256" */
+    unsigned tokens, ksplit;
+    size_t smem[BONSAI_CUDA_FMTS];
+} bonsai_cuda_g90h_tile;
+extern const bonsai_cuda_g90h_tile bonsai_cuda_g90h_tiles[BONSAI_G90H_TILES];
+
 /* The embedded kernels (generated at build time by src/cuda/embed.cmake). */
 typedef struct bonsai_cuda_source_file {
     const char *name;
@@ -57,14 +70,15 @@ struct bonsai_cuda {
     size_t gemm90_smem[BONSAI_CUDA_FMTS];
     int gemm_wgmma; /* 1: gemm90 for every GEMM, 0: never (BONSAI_CUDA_GEMM_WGMMA); -1: rule */
     /* sm_90a fp16 wgmma GEMM (kernels/gemm90h.cu) on fp16 activations
-     * (kernels/quantize_f16.cu): more accurate than q8, faster than gemm90
-     * below ~1024 tokens and slower on large matrices above (bench/NOTES.md);
-     * the rule in matmul.c picks by token count, BONSAI_CUDA_GEMM_F16=1|0
-     * forces it wherever gemm90 would run, or never */
+     * (kernels/quantize_f16.cu): more accurate than q8 and faster than
+     * gemm90 (bench/NOTES.md), so the default wherever gemm90 would run;
+     * BONSAI_CUDA_GEMM_F16=0 runs gemm90 instead (1: the default); its tile
+     * by the rule in matmul.c or BONSAI_CUDA_GEMM90H_TILE */
     CUfunction quantize_f16;
-    CUfunction gemm90h[BONSAI_CUDA_FMTS], gemm90h_swiglu[BONSAI_CUDA_FMTS];
-    size_t gemm90h_smem[BONSAI_CUDA_FMTS];
-    int gemm_f16; /* 1: gemm90h instead of gemm90; 0: never; -1: rule */
+    CUfunction gemm90h[BONSAI_G90H_TILES][BONSAI_CUDA_FMTS];
+    CUfunction gemm90h_swiglu[BONSAI_G90H_TILES][BONSAI_CUDA_FMTS];
+    int gemm_f16; /* 0: gemm90 instead of gemm90h; 1 or -1: gemm90h */
+    int gemm90h_tile; /* BONSAI_CUDA_GEMM90H_TILE (a tile's name): forced; -1: rule */
     /* small batches (2 .. 127 tokens) on int8 mma.sync streaming the weights
      * (kernels/gemm_small.cu), [fmt][BONSAI_CUDA_SMALL_NT index] */
     CUfunction gemm_small[BONSAI_CUDA_FMTS][BONSAI_CUDA_SMALL_NTS];

@@ -88,9 +88,9 @@ static bonsai_status ensure_activations_f16(bonsai_cuda *cu, size_t m_pad, size_
 /* pdl: allow the kernel to start while the previous one in the stream drains
  * (programmatic dependent launch); the GEMV kernels wait for it with
  * griddepcontrol.wait before touching anything it may write. */
-static bonsai_status launch(bonsai_cuda *cu, CUfunction f, unsigned gx, unsigned gy,
-                            unsigned threads, unsigned smem, void **args, const char *name,
-                            int pdl)
+static bonsai_status launch_grid(bonsai_cuda *cu, CUfunction f, unsigned gx, unsigned gy,
+                                 unsigned gz, unsigned threads, unsigned smem, void **args,
+                                 const char *name, int pdl)
 {
     CUresult r;
     if (pdl && cu->api->cuLaunchKernelEx && cu->info.cc_major >= 9) {
@@ -98,17 +98,24 @@ static bonsai_status launch(bonsai_cuda *cu, CUfunction f, unsigned gx, unsigned
         memset(&attr, 0, sizeof attr);
         attr.id = CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION;
         attr.value.programmatic_stream_serialization_allowed = 1;
-        CUlaunchConfig cfg = {gx, gy, 1, threads, 1, 1, smem, cu->stream, &attr, 1};
+        CUlaunchConfig cfg = {gx, gy, gz, threads, 1, 1, smem, cu->stream, &attr, 1};
         r = cu->api->cuLaunchKernelEx(&cfg, f, args, NULL);
     } else {
-        r = cu->api->cuLaunchKernel(f, gx, gy, 1, threads, 1, 1, smem, cu->stream, args, NULL);
+        r = cu->api->cuLaunchKernel(f, gx, gy, gz, threads, 1, 1, smem, cu->stream, args, NULL);
     }
     if (r != CUDA_SUCCESS) {
         char what[96];
-        snprintf(what, sizeof what, "cuLaunchKernel(%s, grid %u x %u)", name, gx, gy);
+        snprintf(what, sizeof what, "cuLaunchKernel(%s, grid %u x %u x %u)", name, gx, gy, gz);
         return bonsai_cuda_fail(cu->api, r, what);
     }
     return BONSAI_OK;
+}
+
+static bonsai_status launch(bonsai_cuda *cu, CUfunction f, unsigned gx, unsigned gy,
+                            unsigned threads, unsigned smem, void **args, const char *name,
+                            int pdl)
+{
+    return launch_grid(cu, f, gx, gy, 1, threads, smem, args, name, pdl);
 }
 
 static bonsai_status check_args(bonsai_cuda *cu, const bonsai_cuda_matrix *w,
@@ -198,19 +205,16 @@ static int use_wgmma(const bonsai_cuda *cu, const bonsai_cuda_matrix *w, size_t 
 /* The fp16 wgmma GEMM (gemm90h.cu) instead of the int8 one (gemm90.cu):
  * its activations are fp16 with a power-of-two token scale instead of q8
  * (NMSE vs float64 ~4e-8 instead of ~1.4e-4). Measured on the H100
- * (bench/NOTES.md, "gemm90h warp-specialized, B multicast"), TFLOP/s-eq
- * gemm90h / gemm90, same call: 128 tokens Q1 4096x4096 155 / 148,
- * 24576x4096 451 / 428, TQ2 145 / 133, 420 / 383; 512 tokens Q1 600 / 585,
- * 555-568 / 507-582, TQ2 568-572 / 532-533, 554-564 / 498-532; 1024 tokens
- * Q1 24576 561 / 584; 2048 tokens Q1 24576 542 / 582, TQ2 518 / 542. So
- * gemm90h below GEMM90H_MAX_TOKENS, gemm90 from there;
- * BONSAI_CUDA_GEMM_F16=1|0 forces either. */
-#define GEMM90H_MAX_TOKENS 1024
+ * (bench/NOTES.md, "gemm90h with 256-token tiles"), TFLOP/s-eq with its
+ * tiles (g90h_tile) / gemm90, same call: 512 tokens Q1 4096x4096 626-629 /
+ * 604-607 (main's gemm90h), 24576x4096 703-709 / 593-596, TQ2 630-636 /
+ * 572-579, 738-740 / 562-572; 1024 tokens Q1 717 / 583, 669 / 599, TQ2 745 /
+ * 530, 657 / 541; 2048 tokens Q1 698 / 587, 656 / 611, TQ2 728 / 535, 677 /
+ * 550. So gemm90h at every token count; BONSAI_CUDA_GEMM_F16=1|0 forces
+ * either. */
 static int use_f16(const bonsai_cuda *cu, const bonsai_cuda_matrix *w, size_t m)
 {
-    if (cu->gemm_f16 == 0 || !cu->gemm90h[w->fmt] || !use_wgmma(cu, w, m))
-        return 0;
-    return cu->gemm_f16 == 1 || m < GEMM90H_MAX_TOKENS;
+    return cu->gemm_f16 != 0 && cu->gemm90h[BONSAI_G90H_128X128][w->fmt] && use_wgmma(cu, w, m);
 }
 
 /* The one-token GEMV on the binary tensor cores (kernels/gemv_b1.cu): its
@@ -253,6 +257,41 @@ static int use_b1(const bonsai_cuda *cu, const bonsai_cuda_matrix *w, size_t m, 
     if (m != 1 || cu->gemv_b1_mode == 0 || !b1_plan_for(cu, w, p))
         return 0;
     return cu->gemv_b1_mode == 1 || (cu->info.cc_major >= 9 && w->rows >= B1_MIN_ROWS);
+}
+
+/* gemm90h's tile (kernels/gemm90h.cu) for m tokens of w (SwiGLU: with u):
+ * as forced (BONSAI_CUDA_GEMM90H_TILE), else the one with the least time
+ * by a wave model: blocks / SMs rounded up (one block per SM) times a
+ * block's time relative to a 128 x 128 block's, per format. Measured on
+ * the H100 (bench/NOTES.md, "gemm90h with 256-token tiles"): a 128 x 256
+ * block takes 1.7 (Q1) / 1.6 (TQ2) times as long as a 128 x 128 one (the
+ * cheaper A build and issue per MAC), a k-half of it (k2, a cluster of 2
+ * adding their sums) 1.02 / 0.97. So 128 x 256 on large grids (512 tokens
+ * x 24576 rows: 3 waves against 6), k2 or 128 x 128 where one wave holds
+ * the whole grid (4096 rows x 512 tokens). */
+static const unsigned g90h_block_cost[BONSAI_G90H_TILES][BONSAI_CUDA_FMTS] = {
+    {100, 100}, {170, 160}, {102, 97}};
+
+static int g90h_tile(const bonsai_cuda *cu, const bonsai_cuda_matrix *w,
+                     const bonsai_cuda_matrix *u, size_t m)
+{
+    if (cu->gemm90h_tile >= 0)
+        return cu->gemm90h_tile;
+    const size_t gx = w->rows_pad / (u ? 64 : 128), sms = (size_t)cu->info.sm_count;
+    int best = BONSAI_G90H_128X128;
+    size_t best_cost = (size_t)-1;
+    for (int t = 0; t < BONSAI_G90H_TILES; t++) {
+        const bonsai_cuda_g90h_tile *tile = &bonsai_cuda_g90h_tiles[t];
+        if (w->k < (size_t)BONSAI_QK * tile->ksplit)
+            continue;
+        const size_t blocks = gx * ((m + tile->tokens - 1) / tile->tokens) * tile->ksplit;
+        const size_t cost = (blocks + sms - 1) / sms * g90h_block_cost[t][w->fmt];
+        if (cost < best_cost) {
+            best = t;
+            best_cost = cost;
+        }
+    }
+    return best;
 }
 
 /* fp16 activations for gemm90h (kernels/quantize_f16.cu). */
@@ -364,15 +403,18 @@ bonsai_status bonsai_cuda_matmul_quantized(bonsai_cuda *cu, const bonsai_cuda_ma
     void *args[] = {(void *)&w->bits, (void *)&w->scales, &ubits, &uscales, &rows, &ik,
                     &cu->act_qs, &cu->act_d, &cu->act_s, &im, &im_pad, &yp, &iadd};
     if (cu->act_f16) {
-        const unsigned tile_rows = u ? 64 : 128;
-        CUfunction f = u ? cu->gemm90h_swiglu[fmt] : cu->gemm90h[fmt];
-        const size_t gx = w->rows_pad / tile_rows, gy = (m + 127) / 128;
+        const int t = g90h_tile(cu, w, u, m);
+        const bonsai_cuda_g90h_tile *tile = &bonsai_cuda_g90h_tiles[t];
+        CUfunction f = u ? cu->gemm90h_swiglu[t][fmt] : cu->gemm90h[t][fmt];
+        const size_t gx = w->rows_pad / (u ? 64 : 128);
+        const size_t gy = (m + tile->tokens - 1) / tile->tokens;
         void *h_args[] = {(void *)&w->bits, (void *)&w->scales, &ubits, &uscales, &rows, &ik,
                           &cu->act_h, &cu->act_hinv, &im, &yp, &iadd};
         // PDL on one-wave grids, as for gemm90
-        const int pdl = gx * gy <= (size_t)cu->info.sm_count;
-        return launch(cu, f, (unsigned)gx, (unsigned)gy, 256, (unsigned)cu->gemm90h_smem[fmt],
-                      h_args, u ? "bonsai_gemm90h_swiglu" : "bonsai_gemm90h", pdl);
+        const int pdl = gx * gy * tile->ksplit <= (size_t)cu->info.sm_count;
+        return launch_grid(cu, f, (unsigned)gx, (unsigned)gy, tile->ksplit, 256,
+                           (unsigned)tile->smem[fmt], h_args,
+                           u ? "bonsai_gemm90h_swiglu" : "bonsai_gemm90h", pdl);
     }
     if (!cu->act_gemv && use_small(cu, w, m))
         return launch_small(cu, w, u, m, args);

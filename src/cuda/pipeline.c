@@ -255,6 +255,15 @@ static bonsai_status get_gemv_b1(bonsai_cuda *cu, const char *name, CUfunction *
     return BONSAI_OK;
 }
 
+/* gemm90h_cfg<FMT, N>::SMEM (kernels/gemm90h.cu, which checks these): 6
+ * stages of 32 KB of activations and 128 rows' weight bits and scales,
+ * 1024-aligned, plus 1024 bytes of alignment slack. */
+const bonsai_cuda_g90h_tile bonsai_cuda_g90h_tiles[BONSAI_G90H_TILES] = {
+    {"128x128", "", 128, 1, {216064, 228352}},
+    {"128x256", "_128x256", 256, 1, {216064, 228352}},
+    {"128x256k2", "_128x256k2", 256, 2, {216064, 228352}},
+};
+
 /* The sm_90a GEMMs of kernels/gemm90.cu and gemm90h.cu: absent from modules
  * built for other targets, which leaves *f NULL (matmul.c then runs gemm.cu's
  * kernels). */
@@ -288,8 +297,6 @@ static bonsai_status get_functions(bonsai_cuda *cu)
     static const size_t gemm64_smem[BONSAI_CUDA_FMTS] = {3 * 12032, 3 * 16128};
     /* gemm90_cfg<FMT>::SMEM (gemm90.cu): 6 stages + 1024 bytes of alignment slack */
     static const size_t gemm90_smem[BONSAI_CUDA_FMTS] = {6 * 19456 + 1024, 6 * 23552 + 1024};
-    /* gemm90h_cfg<FMT>::SMEM (gemm90h.cu), likewise */
-    static const size_t gemm90h_smem[BONSAI_CUDA_FMTS] = {6 * 35840 + 1024, 6 * 37888 + 1024};
     char name[64];
     bonsai_status s = get_function(cu, "bonsai_quantize_q8", &cu->quantize);
     if (s == BONSAI_OK)
@@ -347,13 +354,14 @@ static bonsai_status get_functions(bonsai_cuda *cu)
         snprintf(name, sizeof name, "bonsai_gemm90_swiglu_%s", fmt[f]);
         if (s == BONSAI_OK)
             s = get_optional_function(cu, name, gemm90_smem[f], &cu->gemm90_swiglu[f]);
-        cu->gemm90h_smem[f] = gemm90h_smem[f];
-        snprintf(name, sizeof name, "bonsai_gemm90h_%s", fmt[f]);
-        if (s == BONSAI_OK)
-            s = get_optional_function(cu, name, gemm90h_smem[f], &cu->gemm90h[f]);
-        snprintf(name, sizeof name, "bonsai_gemm90h_swiglu_%s", fmt[f]);
-        if (s == BONSAI_OK)
-            s = get_optional_function(cu, name, gemm90h_smem[f], &cu->gemm90h_swiglu[f]);
+        for (int t = 0; t < BONSAI_G90H_TILES && s == BONSAI_OK; t++) {
+            const bonsai_cuda_g90h_tile *tile = &bonsai_cuda_g90h_tiles[t];
+            snprintf(name, sizeof name, "bonsai_gemm90h_%s%s", fmt[f], tile->suffix);
+            s = get_optional_function(cu, name, tile->smem[f], &cu->gemm90h[t][f]);
+            snprintf(name, sizeof name, "bonsai_gemm90h_swiglu_%s%s", fmt[f], tile->suffix);
+            if (s == BONSAI_OK)
+                s = get_optional_function(cu, name, tile->smem[f], &cu->gemm90h_swiglu[t][f]);
+        }
     }
     return s;
 }

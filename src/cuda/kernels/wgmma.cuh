@@ -17,22 +17,33 @@ __device__ __forceinline__ void g90_cp16(u32 dst, const void *src)
     asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(dst), "l"(src));
 }
 
-/* mbarrier at shared address mbar: init to `count` arrivals; thread's
- * arrival expecting `bytes` of async copies plus a bulk copy of `bytes`
- * (16-byte aligned, a multiple of 16) from global src to shared dst that
- * completes on it; wait until the phase of the given parity completed. */
+/* mbarrier at shared address mbar: init to `count` arrivals; this thread's
+ * arrival, announcing `bytes` of async copies that will complete on it; a
+ * bulk copy of `bytes` (16-byte aligned, a multiple of 16) from global src
+ * to shared dst completing on it; both (one arrival, one copy); wait until
+ * the phase of the given parity completed. */
 __device__ __forceinline__ void g90_mbar_init(u32 mbar, u32 count)
 {
     asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" ::"r"(mbar), "r"(count) : "memory");
 }
 
-__device__ __forceinline__ void g90_bulk_load(u32 dst, const void *src, u32 bytes, u32 mbar)
+__device__ __forceinline__ void g90_mbar_expect(u32 mbar, u32 bytes)
 {
     asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(mbar), "r"(bytes)
                  : "memory");
+}
+
+__device__ __forceinline__ void g90_bulk_copy(u32 dst, const void *src, u32 bytes, u32 mbar)
+{
     asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], "
                  "%2, [%3];" ::"r"(dst), "l"(src), "r"(bytes), "r"(mbar)
                  : "memory");
+}
+
+__device__ __forceinline__ void g90_bulk_load(u32 dst, const void *src, u32 bytes, u32 mbar)
+{
+    g90_mbar_expect(mbar, bytes);
+    g90_bulk_copy(dst, src, bytes, mbar);
 }
 
 __device__ __forceinline__ void g90_mbar_wait(u32 mbar, u32 parity)
