@@ -268,7 +268,8 @@ static int use_b1(const bonsai_cuda *cu, const bonsai_cuda_matrix *w, size_t m, 
  * cheaper A build and issue per MAC), a k-half of it (k2, a cluster of 2
  * adding their sums) 1.02 / 0.97. So 128 x 256 on large grids (512 tokens
  * x 24576 rows: 3 waves against 6), k2 or 128 x 128 where one wave holds
- * the whole grid (4096 rows x 512 tokens). */
+ * the whole grid (4096 rows x 512 tokens); 256-token tiles only where one
+ * is full. */
 static const unsigned g90h_block_cost[BONSAI_G90H_TILES][BONSAI_CUDA_FMTS] = {
     {100, 100}, {170, 160}, {102, 97}};
 
@@ -282,7 +283,9 @@ static int g90h_tile(const bonsai_cuda *cu, const bonsai_cuda_matrix *w,
     size_t best_cost = (size_t)-1;
     for (int t = 0; t < BONSAI_G90H_TILES; t++) {
         const bonsai_cuda_g90h_tile *tile = &bonsai_cuda_g90h_tiles[t];
-        if (w->k < (size_t)BONSAI_QK * tile->ksplit)
+        // 256-token tiles from 256 tokens (k2 at 4096 x 128: 138 TFLOP/s-eq
+        // against 128 x 128's 149-159, the second half of its tile empty)
+        if (w->k < (size_t)BONSAI_QK * tile->ksplit || (tile->tokens > 128 && m < tile->tokens))
             continue;
         const size_t blocks = gx * ((m + tile->tokens - 1) / tile->tokens) * tile->ksplit;
         const size_t cost = (blocks + sms - 1) / sms * g90h_block_cost[t][w->fmt];
