@@ -66,7 +66,9 @@ static void run_tasks(bonsai_pool *pool, uint32_t gen, int index)
         if ((uint32_t)(c >> 32) != gen)
             return;
         const size_t t = (size_t)(uint32_t)c;
-        if (t >= atomic_load_explicit(&pool->n_tasks, memory_order_relaxed))
+        /* acquire: if this is the next job's n_tasks, the closed claim that
+         * bonsai_pool_run stored first is seen too, and the exchange fails */
+        if (t >= atomic_load_explicit(&pool->n_tasks, memory_order_acquire))
             return;
         bonsai_task_fn fn = atomic_load_explicit(&pool->fn, memory_order_relaxed);
         void *arg = atomic_load_explicit(&pool->arg, memory_order_relaxed);
@@ -183,6 +185,15 @@ void bonsai_pool_run(bonsai_pool *pool, size_t n_tasks, bonsai_task_fn fn, void 
     }
     const uint32_t gen = (uint32_t)atomic_load_explicit(&pool->generation,
                                                         memory_order_relaxed) + 1;
+    /* Retire the last job's claim first: a worker that finished that job's
+     * last task may still hold its claim word (gen - 1, n_old) and, once
+     * n_tasks below is larger, would otherwise claim task n_old of THIS job
+     * (with the new fn and arg) before the claim is reset, running it twice
+     * and counting it once too often, so that this call could return while
+     * a task still runs. With the claim closed under the new generation, its
+     * compare-exchange fails and it sees a job that is not its own. */
+    atomic_store_explicit(&pool->claim, (uint64_t)gen << 32 | UINT32_MAX, memory_order_relaxed);
+    atomic_thread_fence(memory_order_release); /* pairs with run_tasks' n_tasks load */
     atomic_store_explicit(&pool->fn, fn, memory_order_relaxed);
     atomic_store_explicit(&pool->arg, arg, memory_order_relaxed);
     atomic_store_explicit(&pool->n_tasks, n_tasks, memory_order_relaxed);
