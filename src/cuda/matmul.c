@@ -1,7 +1,9 @@
 /* The CUDA matmul entry points: argument checks, the quantization of the
  * activations (kernels/quantize.cu; quantize_f16.cu for gemm90h) and the
- * choice between the GEMV token groups (kernels/gemv.cu) and the
- * tensor-core GEMMs (kernels/gemm.cu, gemm90.cu, gemm90h.cu).
+ * choice of kernel by token count and shape: one token on the binary tensor
+ * cores (kernels/gemv_b1.cu) or the GEMV token groups (gemv.cu), small
+ * batches on gemm_small.cu, and the tensor-core GEMMs (gemm.cu, gemm90.cu,
+ * gemm90h.cu and its tiles).
  * Every launch is checked; kernel faults surface at the next sync with
  * CUDA's error text. */
 #include <stdio.h>
