@@ -36,6 +36,10 @@ typedef struct host_matrix {
     double *w64; /* dequantized [rows][k] */
 } host_matrix;
 
+/* test_huge_scales: where nonzero, every huge_scale_every-th TQ2 block
+ * gets a scale in [2^15, 65504] */
+static size_t huge_scale_every;
+
 /* Random blocks: every bit pattern (TQ2 code 11 included), scales in
  * [0.005, 0.05). */
 static host_matrix make_matrix(bonsai_type type, size_t rows, size_t k)
@@ -50,6 +54,8 @@ static host_matrix make_matrix(bonsai_type type, size_t rows, size_t k)
         for (size_t j = 0; j < bb; j++)
             blk[j] = (uint8_t)rng_u64();
         uint16_t d = bonsai_fp32_to_fp16(rng_uniform(0.005f, 0.05f));
+        if (huge_scale_every && type == BONSAI_TYPE_TQ2_0_G128 && i % huge_scale_every == 0)
+            d = bonsai_fp32_to_fp16(rng_uniform(32768.0f, 65504.0f));
         uint8_t *dp = type == BONSAI_TYPE_Q1_0_G128 ? blk : blk + 32;
         dp[0] = (uint8_t)d;
         dp[1] = (uint8_t)(d >> 8);
@@ -505,6 +511,70 @@ static void test_shapes(bonsai_cuda *cu)
                              OP_MATMUL);
 }
 
+/* TQ2 block scales of 2^15 and more: gemm90h's fp16 A build (2 (c' - 1) d)
+ * would overflow there, so such matrices take the q8 GEMM. By the default
+ * rule (which on Hopper picks gemm90h for ordinary matrices at these token
+ * counts) every output is finite and matches float64; the int8 gemm90 on
+ * such matrices passes run_case's checks; activations quantized to fp16
+ * for an ordinary matrix are refused for such a one with a clear error. */
+static void test_huge_scales(bonsai_cuda *cu)
+{
+    const size_t rows = 130, k = 512, m = 256, ny = m * rows;
+    huge_scale_every = 5;
+    host_matrix w = make_matrix(BONSAI_TYPE_TQ2_0_G128, rows, k);
+    run_case(cu, BONSAI_TYPE_TQ2_0_G128, rows, k, 300, 4, OP_MATMUL);
+    run_case(cu, BONSAI_TYPE_TQ2_0_G128, rows, k, 300, 4, OP_SWIGLU);
+    huge_scale_every = 0;
+    host_matrix plain = make_matrix(BONSAI_TYPE_TQ2_0_G128, rows, k);
+    float *x = random_x(m * k), *yq = malloc(ny * sizeof *yq), *got = malloc(ny * sizeof *got);
+    double *y64 = malloc(ny * sizeof *y64);
+    references(&w, x, m, yq, y64);
+    bonsai_cuda_matrix *dw = NULL, *dp = NULL;
+    bonsai_cuda_buffer *dx = upload_floats(cu, x, m * k), *dy = NULL;
+    bonsai_status s = bonsai_cuda_matrix_upload(cu, &w.m, &dw);
+    if (s == BONSAI_OK)
+        s = bonsai_cuda_matrix_upload(cu, &plain.m, &dp);
+    if (s == BONSAI_OK)
+        s = bonsai_cuda_buffer_alloc(cu, ny, &dy);
+    if (CHECK(s == BONSAI_OK && dx, "huge scales: upload: %s", bonsai_last_error())) {
+        poison(dy, ny);
+        s = bonsai_cuda_matmul(cu, dw, dx, m, dy);
+        if (s == BONSAI_OK)
+            s = bonsai_cuda_buffer_read(dy, 0, got, ny);
+        double err = 0, norm = 0;
+        size_t bad = 0;
+        for (size_t i = 0; i < ny && s == BONSAI_OK; i++) {
+            bad += !isfinite(got[i]);
+            err += (got[i] - y64[i]) * (got[i] - y64[i]);
+            norm += y64[i] * y64[i];
+        }
+        CHECK(s == BONSAI_OK && bad == 0 && err <= 5e-4 * norm,
+              "huge TQ2 scales, %zu tokens, default rule: %s, %zu outputs not finite, NMSE "
+              "%.3g vs float64", m, s == BONSAI_OK ? "ran" : bonsai_last_error(), bad,
+              norm > 0 ? err / norm : INFINITY);
+        // fp16 activations (where the ordinary matrix gets them) refused for dw
+        s = bonsai_cuda_quantize_activations(cu, dp, NULL, dx, m);
+        if (s == BONSAI_OK && cu->act_f16) {
+            s = bonsai_cuda_matmul_quantized(cu, dw, NULL, m, dy, 0);
+            CHECK(s == BONSAI_ERR_INVALID_ARG && strstr(bonsai_last_error(), "2^15"),
+                  "fp16 activations on a matrix with huge TQ2 scales: status %d, '%s'", (int)s,
+                  bonsai_last_error());
+        } else {
+            CHECK(s == BONSAI_OK, "quantize for the ordinary matrix: %s", bonsai_last_error());
+        }
+    }
+    bonsai_cuda_buffer_free(dx);
+    bonsai_cuda_buffer_free(dy);
+    bonsai_cuda_matrix_free(dw);
+    bonsai_cuda_matrix_free(dp);
+    free_matrix(&w);
+    free_matrix(&plain);
+    free(x);
+    free(yq);
+    free(got);
+    free(y64);
+}
+
 static void test_fused(bonsai_cuda *cu)
 {
     static const size_t ms[] = {1, 2, 3, 4, 5, 9, 17, 33, 100, 300};
@@ -818,6 +888,7 @@ int main(void)
     test_errors(cu);
     test_token_counts(cu);
     test_shapes(cu);
+    test_huge_scales(cu);
     test_fused(cu);
     check_pooled();
     bonsai_cuda_close(cu);

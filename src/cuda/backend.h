@@ -137,6 +137,10 @@ struct bonsai_cuda_matrix {
     size_t rows, rows_pad, k;
     CUdeviceptr bits, scales; /* layouts in kernels/layout.cuh */
     size_t bits_bytes, scales_bytes;
+    /* some block scale has |d| >= 2^15 (or is inf / NaN): gemm90h's TQ2 A
+     * build, 2 (c' - 1) d in fp16, would overflow, so its TQ2 GEMMs take
+     * the q8 paths (matmul.c f16_exact) */
+    int huge_scale;
     char name[96];
 };
 
@@ -150,11 +154,13 @@ bonsai_status bonsai_cuda_load_kernels(bonsai_cuda *cu, const bonsai_cuda_params
 bonsai_status bonsai_cuda_nvrtc_compile(int arch, void **cubin, size_t *n);
 
 /* The two halves of every matmul, for the bench (quantize once, time the
- * matmul alone): quantize x [m][k] for w's format into the handle's
- * activation buffers; then run w (and u for SwiGLU) on them. Arguments are
+ * matmul alone): quantize x [m][k] for w's format (and u's, the SwiGLU
+ * partner, or NULL) into the handle's activation buffers; then run w (and u
+ * for SwiGLU) on them. Arguments are
  * checked by the public entry points, not here (except that the quantized
  * activations must match w's k and format and hold at least m tokens). */
 bonsai_status bonsai_cuda_quantize_activations(bonsai_cuda *cu, const bonsai_cuda_matrix *w,
+                                               const bonsai_cuda_matrix *u,
                                                const bonsai_cuda_buffer *x, size_t m);
 bonsai_status bonsai_cuda_matmul_quantized(bonsai_cuda *cu, const bonsai_cuda_matrix *w,
                                            const bonsai_cuda_matrix *u, size_t m,

@@ -219,6 +219,13 @@ static int use_f16(const bonsai_cuda *cu, const bonsai_cuda_matrix *w, size_t m)
     return cu->gemm_f16 != 0 && cu->gemm90h[BONSAI_G90H_128X128][w->fmt] && use_wgmma(cu, w, m);
 }
 
+/* Whether gemm90h builds w's weights exactly: its TQ2 build is 2 (c' - 1) d
+ * in fp16, which overflows where |d| >= 2^15 (backend.h huge_scale). */
+static int f16_exact(const bonsai_cuda_matrix *w)
+{
+    return !w || w->fmt != 1 || !w->huge_scale;
+}
+
 /* The one-token GEMV on the binary tensor cores (kernels/gemv_b1.cu): its
  * grid (one block per SM at most, each a contiguous share of the 16-row
  * groups) and shared memory (the warps' rings, B fragments, d and s,
@@ -314,11 +321,13 @@ static bonsai_status quantize_f16(bonsai_cuda *cu, const bonsai_cuda_matrix *w,
 }
 
 bonsai_status bonsai_cuda_quantize_activations(bonsai_cuda *cu, const bonsai_cuda_matrix *w,
+                                               const bonsai_cuda_matrix *u,
                                                const bonsai_cuda_buffer *x, size_t m)
 {
     const size_t gt = BONSAI_CUDA_GEMM_TOKENS;
     const size_t m_pad = (m + gt - 1) / gt * gt;
-    if (use_gemm(cu, w, m) && !use_small(cu, w, m) && use_f16(cu, w, m)) {
+    if (use_gemm(cu, w, m) && !use_small(cu, w, m) && use_f16(cu, w, m) && f16_exact(w) &&
+        f16_exact(u)) {
         bonsai_status s = quantize_f16(cu, w, x, m, m_pad);
         if (s == BONSAI_OK) {
             cu->act_m = m;
@@ -407,6 +416,12 @@ bonsai_status bonsai_cuda_matmul_quantized(bonsai_cuda *cu, const bonsai_cuda_ma
     CUdeviceptr ubits = u ? u->bits : w->bits, uscales = u ? u->scales : w->scales;
     void *args[] = {(void *)&w->bits, (void *)&w->scales, &ubits, &uscales, &rows, &ik,
                     &cu->act_qs, &cu->act_d, &cu->act_s, &im, &im_pad, &yp, &iadd};
+    if (cu->act_f16 && (!f16_exact(w) || !f16_exact(u)))
+        return bonsai_fail(BONSAI_ERR_INVALID_ARG,
+                           "CUDA matmul of %s: the activations are fp16 (quantized for the fp16 "
+                           "GEMM), but %s has a block scale of magnitude 2^15 or more, which "
+                           "that GEMM cannot hold; quantize them for this matrix",
+                           w->name, f16_exact(w) ? u->name : w->name);
     if (cu->act_f16) {
         const int t = g90h_tile(cu, w, u, m);
         const bonsai_cuda_g90h_tile *tile = &bonsai_cuda_g90h_tiles[t];
@@ -512,7 +527,7 @@ static bonsai_status run(bonsai_cuda *cu, const bonsai_cuda_matrix *w, const bon
 {
     bonsai_status s = check_args(cu, w, u, x, m, y, fn);
     if (s == BONSAI_OK)
-        s = bonsai_cuda_quantize_activations(cu, w, x, m);
+        s = bonsai_cuda_quantize_activations(cu, w, u, x, m);
     if (s == BONSAI_OK)
         s = bonsai_cuda_matmul_quantized(cu, w, u, m, y, add);
     return s;

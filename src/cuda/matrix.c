@@ -78,6 +78,7 @@ bonsai_status bonsai_cuda_matrix_upload(bonsai_cuda *cu, const bonsai_matrix *w,
     memset(bits, 0, bits_bytes);
     memset(scales, 0, scales_bytes);
     const uint8_t *src = w->data;
+    int huge_scale = 0;
     for (size_t r = 0; r < w->rows; r++) // [rows][k/128] blocks
         for (size_t b = 0; b < nb; b++) {
             const uint8_t *blk = src + (r * nb + b) * block_bytes;
@@ -88,7 +89,9 @@ bonsai_status bonsai_cuda_matrix_upload(bonsai_cuda *cu, const bonsai_matrix *w,
             else
                 for (int j = 0; j < 32; j++)
                     dst[j] = recode_tq2(blk[j]);
-            scales[((r / 8) * nb + b) * 8 + r % 8] = (uint16_t)(d[0] | (d[1] << 8));
+            const uint16_t h = (uint16_t)(d[0] | (d[1] << 8));
+            scales[((r / 8) * nb + b) * 8 + r % 8] = h;
+            huge_scale |= (h & 0x7FFF) >= 0x7800; // |d| >= 2^15, inf or NaN
         }
 
     m->cu = cu;
@@ -97,6 +100,7 @@ bonsai_status bonsai_cuda_matrix_upload(bonsai_cuda *cu, const bonsai_matrix *w,
     m->rows = w->rows;
     m->rows_pad = rows_pad;
     m->k = w->k;
+    m->huge_scale = huge_scale;
     m->bits_bytes = bits_bytes;
     m->scales_bytes = scales_bytes;
     snprintf(m->name, sizeof m->name, "%s", w->name ? w->name : "matrix");

@@ -181,7 +181,7 @@ static bonsai_status call_quantize(void *arg, int rep)
 {
     (void)rep;
     mm_case *c = arg;
-    return bonsai_cuda_quantize_activations(c->cu, c->mats[0], c->x, c->m);
+    return bonsai_cuda_quantize_activations(c->cu, c->mats[0], NULL, c->x, c->m);
 }
 
 typedef struct bench_env {
