@@ -200,9 +200,11 @@ static void check_neon_path(int dotprod)
 }
 #endif
 
-/* silu_mul: within 4 ulp-ish (2e-7 relative, plus an absolute floor for
- * results near zero) of the reference for random and extreme gates, every
- * length up to 40 and a long one; nothing written past n; NaN stays NaN. */
+/* silu_mul: within 4 ulp (4 x 2^-23 = 4.8e-7 relative, plus an absolute
+ * floor for results near zero) of the reference for random and extreme
+ * gates, every length up to 40 and a long one; nothing written past n; NaN
+ * stays NaN. (Each side is ~1-2 ulp from the true value, on either side:
+ * 2e-7 failed about one run in 30.) */
 static void check_silu_mul(const bonsai_cpu_kernels *kt)
 {
     enum { N = 6200 };
@@ -225,7 +227,7 @@ static void check_silu_mul(const bonsai_cpu_kernels *kt)
                 bad += isnan(ref[i]) != isnan(h[i]);
                 continue;
             }
-            bad += !(fabsf(h[i] - ref[i]) <= 2e-7f * fabsf(ref[i]) + 1e-37f);
+            bad += !(fabsf(h[i] - ref[i]) <= 4.8e-7f * fabsf(ref[i]) + 1e-37f);
         }
     }
     CHECK(bad == 0 && stray == 0, "%s silu_mul: %zu values off the reference, %zu writes past n",
