@@ -497,6 +497,20 @@ static void test_token_counts(bonsai_cuda *cu)
             for (size_t i = 0; i < sizeof big / sizeof big[0]; i++)
                 run_case(cu, types[ti], 197, 640, big[i], path, OP_MATMUL);
         }
+    // gemm_small with each n8-tile count forced: other token groups than
+    // the rule's (127 tokens in 6 groups of 24 would pass the 128 padded
+    // tokens: the host raises NT)
+    static const int small_nt[] = BONSAI_CUDA_SMALL_NT;
+    static const size_t nt_ms[] = {2, 9, 33, 127};
+    for (int ti = 0; ti < 2; ti++)
+        for (size_t ni = 0; ni < sizeof small_nt / sizeof small_nt[0]; ni++)
+            for (size_t i = 0; i < sizeof nt_ms / sizeof nt_ms[0]; i++) {
+                cu->gemm_small_nt = small_nt[ni];
+                run_case(cu, types[ti], 67, 384, nt_ms[i], 8, OP_MATMUL);
+                cu->gemm_small_nt = small_nt[ni];
+                run_case(cu, types[ti], 131, 640, nt_ms[i], 8, OP_SWIGLU);
+                cu->gemm_small_nt = 0;
+            }
 }
 
 static void test_shapes(bonsai_cuda *cu)

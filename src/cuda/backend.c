@@ -145,6 +145,8 @@ bonsai_status bonsai_cuda_open(const bonsai_cuda_params *params, bonsai_cuda **o
     cu->gemm_small_mode = (int)env_knob("BONSAI_CUDA_GEMM_SMALL", 0, 1, -1);
     const long gs_ks = env_knob("BONSAI_CUDA_GEMM_SMALL_KS", 1, 4, 0);
     cu->gemm_small_ks = gs_ks == 3 ? 0 : (int)gs_ks; // 1, 2 or 4 k-slices
+    const long gs_nt = env_knob("BONSAI_CUDA_GEMM_SMALL_NT", 1, 8, 0);
+    cu->gemm_small_nt = gs_nt == 5 || gs_nt == 7 ? 0 : (int)gs_nt; // 1, 2, 3, 4, 6 or 8
     cu->gemm90h_tile = -1; // gemm90h's tile, by name ("128x256")
     const char *tile = getenv("BONSAI_CUDA_GEMM90H_TILE");
     for (int t = 0; tile && t < BONSAI_G90H_TILES; t++)

@@ -87,6 +87,8 @@ struct bonsai_cuda {
                           * (BONSAI_CUDA_GEMM_SMALL); -1: the rule in matmul.c */
     int gemm_small_ks;   /* k-slices per block, 1, 2 or 4 (BONSAI_CUDA_GEMM_SMALL_KS);
                           * 0: the rule in matmul.c */
+    int gemm_small_nt;   /* n8 tiles per block, one of BONSAI_CUDA_SMALL_NT
+                          * (BONSAI_CUDA_GEMM_SMALL_NT); 0: the rule in matmul.c */
     size_t gemm_small_calls; /* its launches so far (tests check that it ran) */
     /* fp16 activations: xh [m_pad][k] fp16, xinv [m_pad] fp32 */
     CUdeviceptr act_h, act_hinv;

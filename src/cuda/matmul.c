@@ -368,26 +368,47 @@ bonsai_status bonsai_cuda_quantize_activations(bonsai_cuda *cu, const bonsai_cud
 }
 
 /* kernels/gemm_small.cu for m tokens (2 .. 127) on activations quantized in
- * block order: n8 tiles NT per block from its instances, the fewest token
- * groups of at most 64 tokens; k-slices per block: the fewest (1, 2, 4) that
- * give at least two blocks per SM, so that small matrices fill the GPU. */
+ * block order. k-slices per block: the fewest (1, 2, 4) that give at least
+ * two blocks per SM with the fewest token groups (of at most 64 tokens), so
+ * that small matrices fill the GPU. Token groups: more while the grid stays
+ * within two blocks per SM and each block keeps two n8 tiles or more (small1
+ * and small2 measured: 4096x4096 n = 32 and 64 1.4-1.6x faster in two
+ * groups than in one; bench/NOTES.md); n8 tiles per block NT: the fewest of
+ * its instances covering the groups' share (BONSAI_CUDA_GEMM_SMALL_NT forces
+ * it), raised where the groups' tokens would pass the padded activations. */
 static bonsai_status launch_small(bonsai_cuda *cu, const bonsai_cuda_matrix *w,
-                                  const bonsai_cuda_matrix *u, size_t m, void **args)
+                                  const bonsai_cuda_matrix *u, size_t m, int m_pad,
+                                  void **args)
 {
     static const int nts[BONSAI_CUDA_SMALL_NTS] = BONSAI_CUDA_SMALL_NT;
-    const size_t tiles = (m + 7) / 8, groups = (tiles + 7) / 8;
-    const size_t per = (tiles + groups - 1) / groups;
-    int i = 0;
-    while (i < BONSAI_CUDA_SMALL_NTS - 1 && (size_t)nts[i] < per)
-        i++;
+    const size_t tiles = (m + 7) / 8, fewest = (tiles + 7) / 8;
     const size_t warp_rows = u ? 16 : 32, sms = (size_t)cu->info.sm_count;
     int ks = cu->gemm_small_ks;
     if (!ks) {
         ks = 1;
-        while (ks < 4 && w->rows_pad / (warp_rows * 4 / (size_t)ks) * groups < 2 * sms)
+        while (ks < 4 && w->rows_pad / (warp_rows * 4 / (size_t)ks) * fewest < 2 * sms)
             ks *= 2;
     }
     const size_t blocks = w->rows_pad / (warp_rows * 4 / (size_t)ks);
+    size_t want = 2 * sms / blocks; // token groups within two blocks per SM
+    if (want > tiles / 2)
+        want = tiles / 2;
+    if (want < fewest)
+        want = fewest;
+    const size_t per = (tiles + want - 1) / want;
+    int i = 0;
+    while (i < BONSAI_CUDA_SMALL_NTS - 1 && (size_t)nts[i] < per)
+        i++;
+    for (int j = 0; j < BONSAI_CUDA_SMALL_NTS; j++) // forced
+        if (nts[j] == cu->gemm_small_nt)
+            i = j;
+    // the kernel reads the tokens of whole groups: they must lie within the
+    // padded activations (NT 8 always does: 2 x 64 <= 128)
+    size_t groups = (tiles + (size_t)nts[i] - 1) / (size_t)nts[i];
+    while (i < BONSAI_CUDA_SMALL_NTS - 1 && groups * 8 * (size_t)nts[i] > (size_t)m_pad) {
+        i++;
+        groups = (tiles + (size_t)nts[i] - 1) / (size_t)nts[i];
+    }
     void *sargs[14]; // the GEMM's 13 arguments, then ks
     memcpy(sargs, args, 13 * sizeof *sargs);
     sargs[13] = &ks;
@@ -437,7 +458,7 @@ bonsai_status bonsai_cuda_matmul_quantized(bonsai_cuda *cu, const bonsai_cuda_ma
                            u ? "bonsai_gemm90h_swiglu" : "bonsai_gemm90h", pdl);
     }
     if (!cu->act_gemv && use_small(cu, w, m))
-        return launch_small(cu, w, u, m, args);
+        return launch_small(cu, w, u, m, im_pad, args);
     if (!cu->act_gemv) {
         const unsigned tile_rows = u ? 64 : 128;
         if (use_wgmma(cu, w, m)) {
