@@ -158,8 +158,10 @@ static bonsai_status check_args(bonsai_cuda *cu, const bonsai_cuda_matrix *w,
  * n = 2 5.1 / 3.4, 4..8 5.1 / 5.9-15.6, 16 7.5 / 23.6, 32 9.0 / 30.4, 64
  * 14.7 / 30.4, 127 15.8 / 30.5; 24576x4096 n = 2 13.4 / 12.2, 4..8 13.4 /
  * 26.9-52.3, 16 18.2 / 48.4, 32 31.4 / 48.8, 64 52.4 / 49.2, 127 98.7 /
- * 74.9 (TQ2 alike). */
+ * 74.9 (TQ2 alike). Three tokens (small2, same call): 24576x4096 Q1 13.6 /
+ * 21.6, TQ2 14.4 / 24.6; 4096x4096 TQ2 5.5 / 6.8, Q1 5.2 / 5.0 (stays). */
 #define SMALL_MIN_TOKENS 4
+#define SMALL_MIN_TOKENS_3 3        /* from SMALL_LARGE_ROWS rows, and TQ2 */
 #define SMALL_LARGE_ROWS 8192       /* from here, only up to SMALL_LARGE_MAX_TOKENS */
 #define SMALL_LARGE_MAX_TOKENS 48
 static int use_small(const bonsai_cuda *cu, const bonsai_cuda_matrix *w, size_t m)
@@ -171,7 +173,10 @@ static int use_small(const bonsai_cuda *cu, const bonsai_cuda_matrix *w, size_t 
         return 1;
     if (cu->gemm_min_tokens || cu->gemm_wgmma == 1 || cu->gemm_tile_tokens)
         return 0;
-    return m >= SMALL_MIN_TOKENS && (w->rows < SMALL_LARGE_ROWS || m <= SMALL_LARGE_MAX_TOKENS);
+    const size_t min = w->rows >= SMALL_LARGE_ROWS || w->type == BONSAI_TYPE_TQ2_0_G128
+                           ? SMALL_MIN_TOKENS_3
+                           : SMALL_MIN_TOKENS;
+    return m >= min && (w->rows < SMALL_LARGE_ROWS || m <= SMALL_LARGE_MAX_TOKENS);
 }
 
 /* GEMM or GEMV token groups: measured crossover (bench/NOTES.md CUDA): the
@@ -371,9 +376,9 @@ bonsai_status bonsai_cuda_quantize_activations(bonsai_cuda *cu, const bonsai_cud
  * block order. k-slices per block: the fewest (1, 2, 4) that give at least
  * two blocks per SM with the fewest token groups (of at most 64 tokens), so
  * that small matrices fill the GPU. Token groups: more while the grid stays
- * within two blocks per SM and each block keeps two n8 tiles or more (small1
- * and small2 measured: 4096x4096 n = 32 and 64 1.4-1.6x faster in two
- * groups than in one; bench/NOTES.md); n8 tiles per block NT: the fewest of
+ * within two blocks per SM and each block keeps about three n8 tiles or
+ * more (small2 measured, same call, us, Q1: 4096x4096 n = 48 10.3 / 13.2 in
+ * one group, 64 10.0 / 14.7; bench/NOTES.md); n8 tiles per block NT: the fewest of
  * its instances covering the groups' share (BONSAI_CUDA_GEMM_SMALL_NT forces
  * it), raised where the groups' tokens would pass the padded activations. */
 static bonsai_status launch_small(bonsai_cuda *cu, const bonsai_cuda_matrix *w,
@@ -391,8 +396,8 @@ static bonsai_status launch_small(bonsai_cuda *cu, const bonsai_cuda_matrix *w,
     }
     const size_t blocks = w->rows_pad / (warp_rows * 4 / (size_t)ks);
     size_t want = 2 * sms / blocks; // token groups within two blocks per SM
-    if (want > tiles / 2)
-        want = tiles / 2;
+    if (want > (tiles - 1) / 2)         // of 3 n8 tiles or more (4096 rows, 32
+        want = (tiles - 1) / 2;         // tokens: 2 x NT 2 9.9 us, 1 x NT 4 9.0)
     if (want < fewest)
         want = fewest;
     const size_t per = (tiles + want - 1) / want;
