@@ -158,10 +158,12 @@ static bonsai_status check_args(bonsai_cuda *cu, const bonsai_cuda_matrix *w,
  * n = 2 5.1 / 3.4, 4..8 5.1 / 5.9-15.6, 16 7.5 / 23.6, 32 9.0 / 30.4, 64
  * 14.7 / 30.4, 127 15.8 / 30.5; 24576x4096 n = 2 13.4 / 12.2, 4..8 13.4 /
  * 26.9-52.3, 16 18.2 / 48.4, 32 31.4 / 48.8, 64 52.4 / 49.2, 127 98.7 /
- * 74.9 (TQ2 alike). Three tokens (small2, same call): 24576x4096 Q1 13.6 /
- * 21.6, TQ2 14.4 / 24.6; 4096x4096 TQ2 5.5 / 6.8, Q1 5.2 / 5.0 (stays). */
+ * 74.9 (TQ2 alike). Three tokens (small2, same call): 24576x4096 Q1 13.4 /
+ * 21.4, TQ2 14.2 / 24.8; TQ2 4096x4096 5.2 / 6.9, 4096x12288 12.8 / 15.2;
+ * not Q1 4096x4096 (5.2 / 5.0) nor TQ2 1024x4096 (4.4 / 3.7). */
 #define SMALL_MIN_TOKENS 4
-#define SMALL_MIN_TOKENS_3 3        /* from SMALL_LARGE_ROWS rows, and TQ2 */
+#define SMALL_MIN_TOKENS_3 3        /* from SMALL_LARGE_ROWS rows; TQ2 from SMALL_MID_ROWS */
+#define SMALL_MID_ROWS 4096
 #define SMALL_LARGE_ROWS 8192       /* from here, only up to SMALL_LARGE_MAX_TOKENS */
 #define SMALL_LARGE_MAX_TOKENS 48
 static int use_small(const bonsai_cuda *cu, const bonsai_cuda_matrix *w, size_t m)
@@ -173,7 +175,8 @@ static int use_small(const bonsai_cuda *cu, const bonsai_cuda_matrix *w, size_t 
         return 1;
     if (cu->gemm_min_tokens || cu->gemm_wgmma == 1 || cu->gemm_tile_tokens)
         return 0;
-    const size_t min = w->rows >= SMALL_LARGE_ROWS || w->type == BONSAI_TYPE_TQ2_0_G128
+    const size_t min = w->rows >= SMALL_LARGE_ROWS ||
+                               (w->type == BONSAI_TYPE_TQ2_0_G128 && w->rows >= SMALL_MID_ROWS)
                            ? SMALL_MIN_TOKENS_3
                            : SMALL_MIN_TOKENS;
     return m >= min && (w->rows < SMALL_LARGE_ROWS || m <= SMALL_LARGE_MAX_TOKENS);
