@@ -384,9 +384,13 @@ bonsai_status bonsai_cuda_quantize_activations(bonsai_cuda *cu, const bonsai_cud
  * one group, 64 10.0 / 14.7; bench/NOTES.md); n8 tiles per block NT: the fewest of
  * its instances covering the groups' share (BONSAI_CUDA_GEMM_SMALL_NT forces
  * it), raised where the groups' tokens would pass the padded activations. */
+/* the argument list of the int8 GEMM kernels (gemm.cu, gemm90.cu);
+ * gemm_small takes it and then its k-slice count */
+enum { GEMM_ARGS = 13 };
+
 static bonsai_status launch_small(bonsai_cuda *cu, const bonsai_cuda_matrix *w,
                                   const bonsai_cuda_matrix *u, size_t m, int m_pad,
-                                  void **args)
+                                  void *const args[GEMM_ARGS])
 {
     static const int nts[BONSAI_CUDA_SMALL_NTS] = BONSAI_CUDA_SMALL_NT;
     const size_t tiles = (m + 7) / 8, fewest = (tiles + 7) / 8;
@@ -417,9 +421,9 @@ static bonsai_status launch_small(bonsai_cuda *cu, const bonsai_cuda_matrix *w,
         i++;
         groups = (tiles + (size_t)nts[i] - 1) / (size_t)nts[i];
     }
-    void *sargs[14]; // the GEMM's 13 arguments, then ks
-    memcpy(sargs, args, 13 * sizeof *sargs);
-    sargs[13] = &ks;
+    void *sargs[GEMM_ARGS + 1];
+    memcpy(sargs, args, GEMM_ARGS * sizeof *sargs);
+    sargs[GEMM_ARGS] = &ks;
     CUfunction f = u ? cu->gemm_small_swiglu[w->fmt][i] : cu->gemm_small[w->fmt][i];
     // PDL on grids of at most two blocks per SM (all resident at once)
     const int pdl = blocks * groups <= 2 * sms;
@@ -445,6 +449,7 @@ bonsai_status bonsai_cuda_matmul_quantized(bonsai_cuda *cu, const bonsai_cuda_ma
     CUdeviceptr ubits = u ? u->bits : w->bits, uscales = u ? u->scales : w->scales;
     void *args[] = {(void *)&w->bits, (void *)&w->scales, &ubits, &uscales, &rows, &ik,
                     &cu->act_qs, &cu->act_d, &cu->act_s, &im, &im_pad, &yp, &iadd};
+    _Static_assert(sizeof args / sizeof *args == GEMM_ARGS, "the int8 GEMM's argument count");
     if (cu->act_f16 && (!f16_exact(w) || !f16_exact(u)))
         return bonsai_fail(BONSAI_ERR_INVALID_ARG,
                            "CUDA matmul of %s: the activations are fp16 (quantized for the fp16 "
