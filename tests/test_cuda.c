@@ -505,9 +505,8 @@ static void test_token_counts(bonsai_cuda *cu)
     for (int ti = 0; ti < 2; ti++)
         for (size_t ni = 0; ni < sizeof small_nt / sizeof small_nt[0]; ni++)
             for (size_t i = 0; i < sizeof nt_ms / sizeof nt_ms[0]; i++) {
-                cu->gemm_small_nt = small_nt[ni];
+                cu->gemm_small_nt = small_nt[ni]; // run_case leaves it as it is
                 run_case(cu, types[ti], 67, 384, nt_ms[i], 8, OP_MATMUL);
-                cu->gemm_small_nt = small_nt[ni];
                 run_case(cu, types[ti], 131, 640, nt_ms[i], 8, OP_SWIGLU);
                 cu->gemm_small_nt = 0;
             }
@@ -578,8 +577,10 @@ static void test_huge_scales(bonsai_cuda *cu)
             CHECK(s == BONSAI_ERR_INVALID_ARG && strstr(bonsai_last_error(), "2^15"),
                   "fp16 activations on a matrix with huge TQ2 scales: status %d, '%s'", (int)s,
                   bonsai_last_error());
-        } else {
-            CHECK(s == BONSAI_OK, "quantize for the ordinary matrix: %s", bonsai_last_error());
+        } else if (CHECK(s == BONSAI_OK, "quantize for the ordinary matrix: %s",
+                         bonsai_last_error())) {
+            skip("huge TQ2 scales: the refusal of fp16 activations (this device has no fp16 "
+                 "GEMM at %zu tokens)", m);
         }
     }
     bonsai_cuda_buffer_free(dx);
